@@ -1,0 +1,69 @@
+# Lethe: `make demo` sets up and runs the nightly job on the embedded default; `make test` runs the tests.
+SHELL := /bin/bash
+ROOT := $(abspath .)
+PYTHON ?= python3.11
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ESTATE := $(ROOT)/.lethe/estate
+AS_OF ?= $(shell date -u +%F)
+DRY_RUN ?= 0
+DAGS ?= lethe_crm_retention lethe_marketing_retention
+
+# The embedded default: Airflow on SQLite under .lethe/airflow, the estate under .lethe/estate.
+# Connections already set in the environment win over these defaults.
+export AIRFLOW_HOME ?= $(ROOT)/.lethe/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export AIRFLOW_CONN_CRM ?= sqlite:///$(ESTATE)/crm.sqlite
+export AIRFLOW_CONN_MARKETING ?= sqlite:///$(ESTATE)/marketing.sqlite
+export AIRFLOW_CONN_LETHE_AUDIT ?= sqlite:///$(ESTATE)/audit.sqlite
+export LETHE_REPORTS_DIR ?= $(ROOT)/reports
+export LETHE_DEMO_KEY_FILE := $(ESTATE)/demo-audit-key
+
+.PHONY: help install seed run demo test airflow clean
+help:
+	@echo "make demo   - install, seed the demo estate and run every nightly DAG once (AS_OF=YYYY-MM-DD)"
+	@echo "make test   - run the test suite (SQLite, PostgreSQL, MariaDB)"
+	@echo "make seed   - (re)write the demo estate [AS_OF=...]"
+	@echo "make run    - run every nightly retention DAG once [AS_OF=...] [DRY_RUN=1]"
+	@echo "make airflow - start airflow standalone on the embedded default"
+
+install: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate >/dev/null
+
+seed: $(STAMP)
+	$(BIN)/lethe seed-demo --as-of $(AS_OF) --estate $(ESTATE)
+
+run: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+	@set -e; export LETHE_AUDIT_KEY="$${LETHE_AUDIT_KEY:-$$(cat $(LETHE_DEMO_KEY_FILE) 2>/dev/null)}"; \
+	conf='{"as_of": "$(AS_OF)", "dry_run": $(if $(filter 1 true yes,$(DRY_RUN)),true,false)}'; \
+	status=0; for dag in $(DAGS); do \
+	  echo "== $$dag (as-of $(AS_OF)$(if $(filter 1 true yes,$(DRY_RUN)),; dry run,))"; \
+	  $(BIN)/airflow dags test $$dag $(AS_OF) -c "$$conf" > $(ROOT)/.lethe/$$dag.log 2>&1 \
+	    && echo "   ok (log: .lethe/$$dag.log)" || { status=1; echo "   FAILED (log: .lethe/$$dag.log)"; tail -20 $(ROOT)/.lethe/$$dag.log; }; \
+	done; \
+	$(BIN)/lethe report summary; exit $$status
+
+demo: seed run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+	@export LETHE_AUDIT_KEY="$${LETHE_AUDIT_KEY:-$$(cat $(LETHE_DEMO_KEY_FILE) 2>/dev/null)}"; \
+	echo "Airflow UI: http://localhost:8080  user: admin  password: see $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"; \
+	$(BIN)/airflow standalone
+
+clean:
+	rm -rf .lethe reports

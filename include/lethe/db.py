@@ -1,0 +1,206 @@
+"""Database access shared by every SQL source: engines, URLs and the dialect-aware SQL pieces.
+
+Identifiers come only from the validated inventory and are quoted by the dialect; values are
+always bound parameters. Calendar arithmetic runs in the database (``timestamp + interval`` on
+PostgreSQL and MariaDB, a registered function on SQLite that calls :func:`add_period`), so every
+dialect decides exactly as :mod:`lethe.periods` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, bindparam, create_engine, event, func
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from lethe.periods import Period, add_period, to_utc_naive
+
+_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "sqlite": "sqlite",
+}
+
+# The format SQLAlchemy's DateTime type stores on SQLite; the SQLite functions below answer in it
+# so that string comparison with bound datetimes is exact.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class ConnectionNotConfigured(RuntimeError):
+    pass
+
+
+def url_from_fields(
+    conn_type: str,
+    host: str | None = None,
+    login: str | None = None,
+    password: str | None = None,
+    port: int | None = None,
+    schema: str | None = None,
+) -> URL:
+    """A SQLAlchemy URL from an Airflow connection's fields (for SQLite the schema is the path)."""
+    driver = _DRIVERS.get((conn_type or "").lower())
+    if not driver:
+        raise ConnectionNotConfigured(f"connection type {conn_type!r} is not a supported SQL database")
+    if driver == "sqlite":
+        return URL.create("sqlite", database=schema or host)
+    return URL.create(driver, username=login or None, password=password or None,
+                      host=host or None, port=port or None, database=schema or None)
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Accept plain ``postgresql://`` / ``mysql://`` URIs and pick the project's drivers."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    backend = parsed.get_backend_name()
+    if backend in _DRIVERS and "+" not in parsed.drivername:
+        parsed = parsed.set(drivername=_DRIVERS[backend])
+    return parsed
+
+
+def connection_url(conn_id: str) -> URL:
+    """Resolve a connection id from ``AIRFLOW_CONN_<ID>`` without Airflow (CLI, tests)."""
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if not raw:
+        raise ConnectionNotConfigured(f"connection {conn_id!r} is not set (AIRFLOW_CONN_{conn_id.upper()})")
+    raw = raw.strip()
+    if raw.startswith("{"):
+        data = json.loads(raw)
+        return url_from_fields(data.get("conn_type", ""), data.get("host"), data.get("login"),
+                               data.get("password"), data.get("port"), data.get("schema"))
+    return normalise_url(raw)
+
+
+def _sqlite_add_period(value, months, days):
+    if value is None:
+        return None
+    moment = to_utc_naive(value) if not isinstance(value, datetime) else value
+    return add_period(moment, Period(months=months, days=days)).strftime(_SQLITE_DATETIME)
+
+
+def _sqlite_normalise_timestamp(value):
+    if value is None:
+        return None
+    return to_utc_naive(value).strftime(_SQLITE_DATETIME)
+
+
+def make_engine(url: str | URL, *, serialise_writes: bool = False) -> Engine:
+    """An engine for any supported database.
+
+    ``serialise_writes`` makes SQLite transactions take the write lock at BEGIN, so that two
+    writers cannot interleave (used by the audit chain).
+    """
+    url = normalise_url(url)
+    kwargs: dict = {"future": True}
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 60}
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
+            dbapi_connection.create_function("lethe_add_period", 3, _sqlite_add_period, deterministic=True)
+            dbapi_connection.create_function("lethe_timestamp", 1, _sqlite_normalise_timestamp, deterministic=True)
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection):
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if serialise_writes else "BEGIN")
+
+    return engine
+
+
+# --------------------------------------------------------------------------- SQL constructs
+
+
+class add_period_sql(FunctionElement):
+    """``expr + period`` in the database, clamped to month ends like :func:`add_period`."""
+
+    type = DateTime()
+    inherit_cache = True
+    name = "lethe_add_period"
+
+    def __init__(self, expr, period: Period):
+        super().__init__(expr, bindparam(None, period.months, type_=Integer),
+                         bindparam(None, period.days, type_=Integer))
+
+
+@compiles(add_period_sql)
+def _add_period_default(element, compiler, **kw):
+    expr, months, days = (compiler.process(c, **kw) for c in element.clauses)
+    return f"lethe_add_period({expr}, {months}, {days})"
+
+
+@compiles(add_period_sql, "postgresql")
+def _add_period_pg(element, compiler, **kw):
+    expr, months, days = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"(CAST({expr} AS TIMESTAMP) + make_interval(0, CAST({months} AS INTEGER), 0, "
+            f"CAST({days} AS INTEGER)))")
+
+
+@compiles(add_period_sql, "mysql")
+def _add_period_mysql(element, compiler, **kw):
+    expr, months, days = (compiler.process(c, **kw) for c in element.clauses)
+    return f"DATE_ADD(DATE_ADD(CAST({expr} AS DATETIME(6)), INTERVAL {months} MONTH), INTERVAL {days} DAY)"
+
+
+class timestamp_sql(FunctionElement):
+    """A date or timestamp column as a comparable timestamp (SQLite stores text in many forms)."""
+
+    type = DateTime()
+    inherit_cache = True
+    name = "lethe_timestamp"
+
+
+@compiles(timestamp_sql)
+def _timestamp_default(element, compiler, **kw):
+    return f"lethe_timestamp({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(timestamp_sql, "postgresql")
+def _timestamp_pg(element, compiler, **kw):
+    return f"CAST({compiler.process(element.clauses, **kw)} AS TIMESTAMP)"
+
+
+@compiles(timestamp_sql, "mysql")
+def _timestamp_mysql(element, compiler, **kw):
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DATETIME(6))"
+
+
+class greatest_sql(FunctionElement):
+    """The greatest non-null argument (NULL only when all are NULL), on every dialect."""
+
+    type = DateTime()
+    inherit_cache = True
+    name = "greatest"
+
+
+@compiles(greatest_sql)
+def _greatest_default(element, compiler, **kw):
+    args = [compiler.process(c, **kw) for c in element.clauses]
+    if len(args) == 1:
+        return args[0]
+    # SQLite's max() and MariaDB's GREATEST() return NULL when any argument is NULL: coalesce
+    # every argument with all the others so that NULLs are skipped.
+    guarded = [f"COALESCE({', '.join([a] + args[:i] + args[i + 1:])})" for i, a in enumerate(args)]
+    fn = "max" if compiler.dialect.name == "sqlite" else "GREATEST"
+    return f"{fn}({', '.join(guarded)})"
+
+
+def due_by(trigger: ColumnElement, period: Period, as_of: datetime) -> ColumnElement:
+    """``trigger + period <= as_of``: false when the trigger is NULL."""
+    return add_period_sql(trigger, period) <= bindparam(None, as_of, type_=DateTime)
+
+
+def normalised_email(column: ColumnElement) -> ColumnElement:
+    """The SQL twin of :func:`lethe.subjects.normalise_email`: case and spaces ignored."""
+    return func.lower(func.replace(func.trim(column), " ", ""), type_=String)

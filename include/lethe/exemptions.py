@@ -1,0 +1,50 @@
+"""Legal holds and restrictions in force at the as-of: they exempt a subject from every rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import DateTime, MetaData, bindparam, or_, select
+
+from lethe.db import timestamp_sql
+
+from lethe.config import Inventory
+from lethe.subjects import normalise_email
+
+
+@dataclass(frozen=True)
+class Exemptions:
+    """Normalised e-mail addresses under a legal hold, and under a restriction."""
+
+    held: frozenset[str] = field(default_factory=frozenset)
+    restricted: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def any(self) -> frozenset[str]:
+        return self.held | self.restricted
+
+
+def load_exemptions(inventory: Inventory, engine_for, as_of: datetime) -> Exemptions:
+    """Read every hold and restriction table of the inventory.
+
+    In force at the as-of: started at or before it and not ended by it. If a source with
+    exemption tables cannot be read, this raises: no rule may run without knowing its holds.
+    """
+    found: dict[str, set[str]] = {"legal_hold": set(), "restriction": set()}
+    for source in inventory.exemption_sources():
+        engine = engine_for(source.connection_id)
+        metadata = MetaData()
+        metadata.reflect(engine, only=sorted({ex.table for ex in source.exemptions.values()}))
+        for kind, ex in source.exemptions.items():
+            t = metadata.tables[ex.table]
+            as_of_param = bindparam(None, as_of, type_=DateTime)
+            query = select(t.c[ex.email]).where(
+                t.c[ex.email].is_not(None),
+                timestamp_sql(t.c[ex.in_force_from]) <= as_of_param,
+                or_(t.c[ex.in_force_until].is_(None), timestamp_sql(t.c[ex.in_force_until]) > as_of_param),
+            )
+            with engine.connect() as conn:
+                for (address,) in conn.execute(query):
+                    found[kind].add(normalise_email(address))
+    return Exemptions(frozenset(found["legal_hold"]), frozenset(found["restriction"]))

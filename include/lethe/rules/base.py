@@ -1,0 +1,111 @@
+"""The interface every rule action implements, the registry, and what a run passes to them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Callable, ClassVar
+
+from lethe.audit import AuditTrail
+from lethe.config import Inventory, Policy, PolicyRule
+
+log = logging.getLogger("lethe")
+
+
+@dataclass
+class RunContext:
+    """What every action needs to know about the run; no wall clock in here on purpose."""
+
+    run_id: str
+    dag_id: str
+    task_id: str
+    as_of: datetime
+    dry_run: bool
+    policy: Policy
+    inventory: Inventory
+    audit: AuditTrail
+    key: str
+    engine_for: Callable[[str], Any]  # connection id -> SQLAlchemy engine
+    batch_size: int = 1000
+
+
+@dataclass
+class RuleResult:
+    """Counts for one rule in one run: the unit of the task log and of the report."""
+
+    rule_id: str
+    source: str
+    action: str
+    dry_run: bool
+    as_of: str
+    eligible: int = 0
+    deleted: int = 0
+    anonymised: int = 0
+    exempt_hold: int = 0
+    exempt_restriction: int = 0
+    overdue_before: int = 0
+    remaining_after: int | None = None
+    batches: int = 0
+    related: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RuleResult":
+        return cls(**data)
+
+
+class RuleAction:
+    """One policy action on one kind of source.
+
+    ``scan`` counts (changes nothing), ``enforce`` acts in batches, each batch committing with
+    its audit entries, and ``verify`` counts what is still eligible afterwards.
+    """
+
+    name: ClassVar[str]
+    source_kind: ClassVar[str]
+
+    def __init__(self, ctx: RunContext, policy_rule: PolicyRule):
+        self.ctx = ctx
+        self.policy_rule = policy_rule
+
+    def new_result(self) -> RuleResult:
+        return RuleResult(rule_id=self.policy_rule.id, source="", action=self.name,
+                          dry_run=self.ctx.dry_run, as_of=self.ctx.as_of.isoformat())
+
+    def check(self) -> None:
+        """Check every configured name against the live system; raise before anything changes."""
+        raise NotImplementedError
+
+    def scan(self) -> RuleResult:
+        raise NotImplementedError
+
+    def enforce(self) -> RuleResult:
+        raise NotImplementedError
+
+    def verify(self) -> int:
+        raise NotImplementedError
+
+
+RULE_ACTIONS: dict[tuple[str, str], type[RuleAction]] = {}
+
+
+def register(cls: type[RuleAction]) -> type[RuleAction]:
+    RULE_ACTIONS[(cls.source_kind, cls.name)] = cls
+    return cls
+
+
+def action_for(ctx: RunContext, rule_id: str) -> RuleAction:
+    """The registered action for a rule, from the policy's action and the source's kind."""
+    policy_rule = ctx.policy.rule(rule_id)
+    source, _ = ctx.inventory.rule(rule_id)
+    try:
+        cls = RULE_ACTIONS[(source.kind, policy_rule.action)]
+    except KeyError:
+        raise LookupError(f"no action {policy_rule.action!r} for {source.kind} sources") from None
+    return cls(ctx, policy_rule)

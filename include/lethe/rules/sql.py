@@ -1,0 +1,352 @@
+"""Delete and anonymise rules on SQL sources, as batched set-based statements.
+
+Every name comes from the inventory; the query is built from its parts:
+
+* the **trigger** (the latest of the listed dates, else the fallback column),
+* the **scope** (prospects, former customers or every row, through the customer link),
+* **due**: trigger + period <= as-of, computed in the database with calendar periods,
+* **exempt**: the subject's e-mail is under a legal hold or restriction in force,
+* for anonymisation, **pending**: some personal-data column still differs from its anonymised value.
+
+A batch selects up to ``batch_size`` eligible rows by primary key (keyset pagination), then in
+one transaction deletes or updates them and their dependents by key and stages one audit entry
+per subject; the entries are chained right after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from sqlalchemy import (DateTime, MetaData, String, Table, and_, bindparam, delete, exists,
+                        false, func, insert, literal, null, or_, select, true, update)
+from sqlalchemy.sql.elements import ColumnElement
+
+from lethe.audit import AuditEntry, AuditTrail
+from lethe.config import InventoryRule, SqlSource
+from lethe.db import due_by, greatest_sql, normalised_email, timestamp_sql
+from lethe.exemptions import Exemptions, load_exemptions
+from lethe.periods import Period
+from lethe.rules.base import RuleAction, RuleResult, register
+from lethe.schema import reflect
+from lethe.subjects import email_key, subject_key
+
+log = logging.getLogger("lethe")
+
+
+class SqlRule(RuleAction):
+    """Shared query building for the SQL actions."""
+
+    source_kind = "sql"
+
+    def __init__(self, ctx, policy_rule):
+        super().__init__(ctx, policy_rule)
+        self.source, self.rule = ctx.inventory.rule(policy_rule.id)
+        self.spec = self.source.tables[self.rule.table]
+        self.batch_size = self.rule.batch_size or ctx.batch_size
+        self._metadata: MetaData | None = None
+        self._exemptions: Exemptions | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def engine(self):
+        return self.ctx.engine_for(self.source.connection_id)
+
+    @property
+    def metadata(self) -> MetaData:
+        if self._metadata is None:
+            self._metadata = reflect(self.engine, self.source)
+        return self._metadata
+
+    def check(self) -> None:
+        self._metadata = reflect(self.engine, self.source)
+
+    @property
+    def exemptions(self) -> Exemptions:
+        if self._exemptions is None:
+            self._exemptions = load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of)
+        return self._exemptions
+
+    def t(self, name: str) -> Table:
+        return self.metadata.tables[name]
+
+    @property
+    def table(self) -> Table:
+        return self.t(self.rule.table)
+
+    @property
+    def pk(self):
+        return self.table.c[self.spec.primary_key]
+
+    def new_result(self) -> RuleResult:
+        result = super().new_result()
+        result.source = self.source.source
+        return result
+
+    # ------------------------------------------------------------------ query parts
+
+    def trigger(self) -> ColumnElement:
+        parts = []
+        for part in self.rule.trigger.latest_of:
+            if part.column:
+                parts.append(timestamp_sql(self.table.c[part.column]))
+            elif part.newest_related:
+                rel = part.newest_related
+                child = self.t(rel.table)
+                parts.append(timestamp_sql(
+                    select(func.max(child.c[rel.column]))
+                    .where(child.c[rel.foreign_key] == self.pk).scalar_subquery()
+                ))
+            elif part.customer_until:
+                link = self.spec.customer
+                company = self.t(link.table)
+                parts.append(timestamp_sql(
+                    select(company.c[link.customer_until])
+                    .where(company.c[link.primary_key] == self.table.c[link.foreign_key])
+                    .scalar_subquery()
+                ))
+        latest = greatest_sql(*parts)
+        if self.rule.trigger.fallback:
+            return func.coalesce(latest, timestamp_sql(self.table.c[self.rule.trigger.fallback]),
+                                 type_=DateTime)
+        return latest
+
+    def scope(self) -> ColumnElement:
+        status = self.rule.customer_status
+        if status == "any":
+            return true()
+        link = self.spec.customer
+        company = self.t(link.table)
+        own_company = company.c[link.primary_key] == self.table.c[link.foreign_key]
+        since, until = company.c[link.customer_since], company.c[link.customer_until]
+        as_of = bindparam(None, self.ctx.as_of, type_=DateTime)
+        if status == "prospect":
+            # Never a customer: no company, or a company that never had a contract.
+            return ~exists().where(own_company, since.is_not(None))
+        # A former customer: a contract that started and has ended by the as-of.
+        return exists().where(own_company, since.is_not(None), until.is_not(None),
+                              timestamp_sql(until) <= as_of)
+
+    def pending(self) -> ColumnElement:
+        """Rows this rule still has to act on (anonymisation: not yet anonymised)."""
+        return true()
+
+    def subject_column(self):
+        return self.table.c[self.spec.subject.column] if self.spec.subject else None
+
+    def exempt(self, addresses: frozenset[str]) -> ColumnElement:
+        column = self.subject_column()
+        if column is None or self.spec.subject.kind != "email" or not addresses:
+            return false()
+        return normalised_email(column).in_(bindparam(None, sorted(addresses), expanding=True))
+
+    def due(self, period: Period) -> ColumnElement:
+        return and_(self.scope(), self.pending(), due_by(self.trigger(), period, self.ctx.as_of))
+
+    def eligible(self) -> ColumnElement:
+        return and_(self.due(self.policy_rule.period), ~self.exempt(self.exemptions.any))
+
+    def count(self, condition: ColumnElement) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(self.table).where(condition)).scalar_one())
+
+    # ------------------------------------------------------------------ the interface
+
+    def scan(self) -> RuleResult:
+        result = self.new_result()
+        due = self.due(self.policy_rule.period)
+        held, restricted = self.exemptions.held, self.exemptions.restricted - self.exemptions.held
+        result.eligible = self.count(self.eligible())
+        result.exempt_hold = self.count(and_(due, self.exempt(held)))
+        result.exempt_restriction = self.count(and_(due, self.exempt(restricted)))
+        result.overdue_before = self.count(
+            and_(self.due(self.policy_rule.overdue_period), ~self.exempt(self.exemptions.any))
+        )
+        return result
+
+    def verify(self) -> int:
+        return self.count(self.eligible())
+
+    def enforce(self) -> RuleResult:
+        result = self.scan()
+        if not self.ctx.dry_run:
+            AuditTrail.create_outbox(self.engine)
+            self.ctx.audit.drain(self.engine)  # entries a crashed run left behind
+        condition = self.eligible()
+        columns = [self.pk] + ([self.subject_column()] if self.spec.subject else [])
+        last_key = None
+        related: Counter = Counter()
+        while True:
+            query = select(*columns).where(condition).order_by(self.pk).limit(self.batch_size)
+            if last_key is not None:
+                query = query.where(self.pk > last_key)
+            with self.engine.begin() as conn:
+                rows = conn.execute(query).all()
+                if not rows:
+                    break
+                last_key = rows[-1][0]
+                keys = [row[0] for row in rows]
+                batch_related = self.related_counts(conn, keys)
+                entries = self.audit_entries(rows, batch_related)
+                if not self.ctx.dry_run:
+                    self.change(conn, rows)
+                    AuditTrail.stage(conn, entries)
+            if self.ctx.dry_run:
+                self.ctx.audit.append(entries)
+            else:
+                self.ctx.audit.drain(self.engine)
+            result.batches += 1
+            changed = len(rows)
+            totals = Counter()
+            for per_subject in batch_related.values():
+                totals.update(per_subject)
+            related.update(totals)
+            self.count_changed(result, changed)
+            log.info("%s batch %d: %s %d %s row(s)%s%s", self.policy_rule.id, result.batches,
+                     self.verb, changed, self.rule.table,
+                     "".join(f", {n} {t} row(s)" for t, n in sorted(totals.items())),
+                     " (dry run: nothing changed)" if self.ctx.dry_run else "")
+        result.related = dict(related)
+        self.ctx.audit.append([self.summary_entry(result)])
+        return result
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    verb = "changed"
+    audit_action = "changed"
+
+    def related_tables(self) -> list:
+        """The dependents this action touches along with each row."""
+        return list(self.spec.dependents)
+
+    def related_counts(self, conn, keys: list) -> dict[Any, Counter]:
+        """Per primary key, how many rows of each dependent table go with it (for the audit)."""
+        related: dict[Any, Counter] = {key: Counter() for key in keys}
+        for dep in self.related_tables():
+            fk = self.t(dep.table).c[dep.foreign_key]
+            for parent, n in conn.execute(select(fk, func.count()).where(fk.in_(keys)).group_by(fk)):
+                related[parent][dep.table] += n
+        return related
+
+    def change(self, conn, rows) -> None:
+        """Delete or update the batch (and its dependents) in the caller's transaction."""
+        raise NotImplementedError
+
+    def count_changed(self, result: RuleResult, n: int) -> None:
+        raise NotImplementedError
+
+    def audit_entries(self, rows, related: dict[Any, Counter]) -> list[AuditEntry]:
+        kind = self.spec.subject.kind if self.spec.subject else "record"
+        action = ("would_" if self.ctx.dry_run else "") + self.audit_action
+        entries = []
+        for row in rows:
+            key_value = row[1] if self.spec.subject else row[0]
+            if self.spec.subject and not key_value:
+                kind_used, key_value = "record", row[0]
+            else:
+                kind_used = kind
+            extra = related.get(row[0], Counter())
+            entries.append(AuditEntry(
+                run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
+                rule_id=self.policy_rule.id, source=self.source.source, action=action,
+                subject_key=subject_key(self.ctx.key, kind_used, key_value, source=self.source.source,
+                                        table=self.rule.table),
+                record_count=1 + sum(extra.values()), as_of=self.ctx.as_of, dry_run=self.ctx.dry_run,
+                details={"table": self.rule.table, "related": dict(sorted(extra.items()))},
+            ))
+        return entries
+
+    def summary_entry(self, result: RuleResult) -> AuditEntry:
+        return AuditEntry(
+            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
+            rule_id=self.policy_rule.id, source=self.source.source, action="rule_summary",
+            subject_key="-", record_count=result.deleted + result.anonymised, as_of=self.ctx.as_of,
+            dry_run=self.ctx.dry_run,
+            details={k: v for k, v in result.to_dict().items()
+                     if k in ("eligible", "deleted", "anonymised", "exempt_hold", "exempt_restriction",
+                              "overdue_before", "batches", "related")},
+        )
+
+
+@register
+class SqlDelete(SqlRule):
+    """Delete eligible rows and, first, their dependents (no dangling references)."""
+
+    name = "delete"
+    verb = "deleted"
+    audit_action = "deleted"
+
+    def change(self, conn, rows) -> None:
+        keys = [row[0] for row in rows]
+        self._delete_dependents(conn, self.rule.table, keys)
+        if self.rule.suppress:
+            self._suppress(conn, [row[1] for row in rows if row[1]])
+        conn.execute(delete(self.table).where(self.pk.in_(keys)))
+
+    def _delete_dependents(self, conn, table_name: str, keys: list) -> None:
+        """Children before parents, depth first, so no foreign key is left dangling."""
+        for dep in self.source.tables[table_name].dependents:
+            child = self.t(dep.table)
+            child_spec = self.source.tables[dep.table]
+            if child_spec.dependents:
+                child_pk = child.c[child_spec.primary_key]
+                child_keys = list(conn.execute(select(child_pk).where(child.c[dep.foreign_key].in_(keys))).scalars())
+                if child_keys:
+                    self._delete_dependents(conn, dep.table, child_keys)
+            conn.execute(delete(child).where(child.c[dep.foreign_key].in_(keys)))
+
+    def _suppress(self, conn, addresses: list[str]) -> None:
+        spec = self.rule.suppress
+        target = self.t(spec.table)
+        hashes = sorted({email_key(self.ctx.key, a) for a in addresses})
+        if not hashes:
+            return
+        present = set(conn.execute(
+            select(target.c[spec.hash_column]).where(target.c[spec.hash_column].in_(hashes))
+        ).scalars())
+        new = [h for h in hashes if h not in present]
+        if new:
+            conn.execute(insert(target), [
+                {spec.hash_column: h, spec.added_at_column: self.ctx.as_of, spec.reason_column: spec.reason}
+                for h in new
+            ])
+
+    def count_changed(self, result: RuleResult, n: int) -> None:
+        result.deleted += n
+
+
+@register
+class SqlAnonymise(SqlRule):
+    """Overwrite personal data irreversibly (constants or NULL: never a hash of the value)."""
+
+    name = "anonymise"
+    verb = "anonymised"
+    audit_action = "anonymised"
+
+    def _targets(self, table_name: str) -> dict[str, Any]:
+        return {column: (None if a.anonymise == "null" else a.value)
+                for column, a in self.source.tables[table_name].personal_data.items()}
+
+    def pending(self) -> ColumnElement:
+        return or_(*[
+            self.table.c[column].is_distinct_from(literal(value) if value is not None else null())
+            for column, value in self._targets(self.rule.table).items()
+        ])
+
+    def related_tables(self) -> list:
+        # Only dependents that hold personal data are rewritten along with the row.
+        return [dep for dep in self.spec.dependents if self._targets(dep.table)]
+
+    def change(self, conn, rows) -> None:
+        keys = [row[0] for row in rows]
+        for dep in self.related_tables():
+            child = self.t(dep.table)
+            conn.execute(update(child).where(child.c[dep.foreign_key].in_(keys))
+                         .values(**self._targets(dep.table)))
+        conn.execute(update(self.table).where(self.pk.in_(keys)).values(**self._targets(self.rule.table)))
+
+    def count_changed(self, result: RuleResult, n: int) -> None:
+        result.anonymised += n

@@ -1,0 +1,103 @@
+"""One rule's scan, enforce and summarise steps, as plain functions over a :class:`RunContext`.
+
+The Airflow tasks call these; so do the tests, without a scheduler. They return dicts of counts
+only (safe for XCom and logs: no personal data).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy.engine import URL, Engine
+
+from lethe.audit import AuditTrail
+from lethe.config import Inventory, Policy, load_inventory, load_policy
+from lethe.db import connection_url, make_engine
+from lethe.rules import RuleResult, RunContext, action_for
+
+log = logging.getLogger("lethe")
+
+AUDIT_CONN_ID = "lethe_audit"
+
+
+@dataclass
+class Engines:
+    """Engines by connection id, created on first use from a resolver (Airflow's or the env)."""
+
+    resolve: Callable[[str], URL] = connection_url
+    _engines: dict[str, Engine] = field(default_factory=dict)
+
+    def __call__(self, conn_id: str) -> Engine:
+        if conn_id not in self._engines:
+            self._engines[conn_id] = make_engine(self.resolve(conn_id),
+                                                 serialise_writes=conn_id == AUDIT_CONN_ID)
+        return self._engines[conn_id]
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+
+
+def make_context(*, run_id: str, dag_id: str, task_id: str, as_of: datetime, dry_run: bool,
+                 key: str, engines: Engines, policy: Policy | None = None,
+                 inventory: Inventory | None = None, batch_size: int = 1000) -> RunContext:
+    policy = policy or load_policy()
+    inventory = inventory or load_inventory(policy=policy)
+    audit = AuditTrail(engines(AUDIT_CONN_ID), key)
+    audit.create()
+    return RunContext(run_id=run_id, dag_id=dag_id, task_id=task_id, as_of=as_of, dry_run=dry_run,
+                      policy=policy, inventory=inventory, audit=audit, key=key,
+                      engine_for=engines, batch_size=batch_size)
+
+
+def scan_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
+    """Check the names against the live schema, then count; changes nothing."""
+    action = action_for(ctx, rule_id)
+    action.check()
+    result = action.scan()
+    rule = ctx.policy.rule(rule_id)
+    log.info("%s scan (as-of %s, %s %s, %s): eligible %d, exempt by legal hold %d, exempt by "
+             "restriction %d, overdue before this run %d",
+             rule_id, ctx.as_of.isoformat(), rule.period, "(configured default)" if rule.is_default
+             else "(policy)", rule.policy_section, result.eligible, result.exempt_hold,
+             result.exempt_restriction, result.overdue_before)
+    if result.overdue_before:
+        log.warning("%s: %d record(s) were already past their deadline before this run "
+                    "(a run was missed or failed): reported as overdue", rule_id, result.overdue_before)
+    return result.to_dict()
+
+
+def enforce_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
+    action = action_for(ctx, rule_id)
+    action.check()
+    result = action.enforce()
+    log.info("%s %s: %d deleted, %d anonymised in %d batch(es)%s%s", rule_id,
+             "dry run" if ctx.dry_run else "enforced", result.deleted, result.anonymised, result.batches,
+             "".join(f", {n} related {t} row(s)" for t, n in sorted(result.related.items())),
+             " - nothing was changed" if ctx.dry_run else "")
+    return result.to_dict()
+
+
+def summarise_rule(ctx: RunContext, rule_id: str, enforced: dict[str, Any]) -> dict[str, Any]:
+    """Count what is still eligible after enforcement: must be zero unless this was a dry run."""
+    action = action_for(ctx, rule_id)
+    result = RuleResult.from_dict(enforced)
+    result.remaining_after = action.verify()
+    if result.remaining_after and not ctx.dry_run:
+        result.status = "incomplete"
+        log.error("%s: %d eligible record(s) remain after enforcement", rule_id, result.remaining_after)
+    log.info("%s summary: eligible %d, deleted %d, anonymised %d, exempt (hold %d, restriction %d), "
+             "overdue before %d, remaining after %d", rule_id, result.eligible, result.deleted,
+             result.anonymised, result.exempt_hold, result.exempt_restriction, result.overdue_before,
+             result.remaining_after)
+    return result.to_dict()
+
+
+def run_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
+    """scan, enforce, summarise in one call (tests and the CLI)."""
+    scan_rule(ctx, rule_id)
+    return summarise_rule(ctx, rule_id, enforce_rule(ctx, rule_id))
