@@ -1,0 +1,47 @@
+"""
+### Lethe - CRM retention (rules C1, K1)
+
+Enforces the privacy policy on the CRM (connection `crm`), every night at 02:00 UTC:
+
+* **C1** (§6.2): contact persons at prospects are deleted with their interactions 3 years after
+  the last contact (the latest of `last_contact_at` and the newest interaction, else creation).
+* **K1** (§6.2, configured default): contacts of former customers are anonymised 5 years after
+  the contract ended.
+
+A legal hold or a restriction in force on the person's e-mail exempts them; active customers'
+contacts are kept. Each rule runs *scan → enforce → summarise*; every change is written to the
+hash-chained audit trail (connection `lethe_audit`) in the same commit as the change, and the run
+report lands in `reports/lethe_crm_retention/<run_id>/`.
+
+Params: `dry_run` (change nothing, report what would change), `as_of` (decide as of this date
+instead of the run's data interval end), `rules` (a subset of rule ids).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag
+
+from lethe.airflow_adapter import DEFAULT_ARGS, SCHEDULE, report, resolve_run, retention_params, rule_tasks, rules_for
+
+SOURCE = "crm"
+
+
+@dag(
+    schedule=SCHEDULE,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=retention_params(),
+    tags=["lethe", "retention", "crm"],
+    doc_md=__doc__,
+)
+def lethe_crm_retention():
+    run = resolve_run(SOURCE)
+    rule_ids = rules_for(SOURCE)
+    summaries = [rule_tasks(rule_id)(run) for rule_id in rule_ids]
+    summaries >> report(run, rule_ids)
+
+
+lethe_crm_retention()

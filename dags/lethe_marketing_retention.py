@@ -1,0 +1,47 @@
+"""
+### Lethe - marketing retention (rules N1, W1, W2)
+
+Enforces the privacy policy on the marketing database (connection `marketing`), every night at
+02:00 UTC:
+
+* **N1** (§6.2, §9.1): newsletter subscribers who unsubscribed are deleted at the next run
+  (overdue after 7 days); a keyed hash of the address goes to the suppression list so it is not
+  imported again.
+* **W1** (§6.2): cookie-keyed analytics events are deleted 90 days after the cookie was set.
+* **W2** (§10.4): cookie consent records are deleted 13 months after consent.
+
+Legal holds and restrictions (read from the CRM) exempt a subject. Each rule runs
+*scan → enforce → summarise*; every change is audited in the same commit as the change; the run
+report lands in `reports/lethe_marketing_retention/<run_id>/`.
+
+Params: `dry_run`, `as_of`, `rules` (see the CRM DAG).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag
+
+from lethe.airflow_adapter import DEFAULT_ARGS, SCHEDULE, report, resolve_run, retention_params, rule_tasks, rules_for
+
+SOURCE = "marketing"
+
+
+@dag(
+    schedule=SCHEDULE,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=retention_params(),
+    tags=["lethe", "retention", "marketing"],
+    doc_md=__doc__,
+)
+def lethe_marketing_retention():
+    run = resolve_run(SOURCE)
+    rule_ids = rules_for(SOURCE)
+    summaries = [rule_tasks(rule_id)(run) for rule_id in rule_ids]
+    summaries >> report(run, rule_ids)
+
+
+lethe_marketing_retention()

@@ -1,0 +1,151 @@
+"""The one module that imports Airflow: connections, variables, context, and the task builders.
+
+DAG files stay thin: they call :func:`resolve_run`, :func:`rule_tasks` and :func:`report` from
+here. Heavy imports (SQLAlchemy, the engine) happen inside the tasks, so DAG files parse fast.
+Reading the policy and inventory at parse time is deliberate: a broken file shows as an import
+error in the UI instead of a run on a half-read policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Connection, Param, Variable, get_current_context, task, task_group
+from airflow.sdk.exceptions import AirflowSkipException
+
+from lethe.config import load_inventory, load_policy
+
+log = logging.getLogger("lethe")
+
+DEFAULT_ARGS = {
+    "owner": "lethe",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+}
+SCHEDULE = "0 2 * * *"  # nightly, 02:00 UTC
+
+
+def retention_params() -> dict[str, Param]:
+    return {
+        "dry_run": Param(False, type="boolean", description="Report what would change; change nothing."),
+        "as_of": Param(None, type=["null", "string"], format="date-time",
+                       description="Decide as of this instant (a date means 00:00 UTC). "
+                                   "Default: the run's data interval end."),
+        "rules": Param([], type="array", items={"type": "string"},
+                       description="Only these rule ids (empty: every rule of this DAG)."),
+    }
+
+
+def rules_for(source_id: str) -> list[str]:
+    """The rule ids the inventory enforces on a source (read at parse time, validated)."""
+    policy = load_policy()
+    return load_inventory(policy=policy).rules_of(source_id)
+
+
+def connection_url(conn_id: str):
+    """A SQLAlchemy URL from an Airflow connection (env, secrets backend or metadata DB)."""
+    from lethe.db import url_from_fields
+
+    conn = Connection.get(conn_id)
+    return url_from_fields(conn.conn_type, conn.host, conn.login, conn.password, conn.port, conn.schema)
+
+
+def connection_path(conn_id: str) -> str:
+    """The folder of a file-system (``fs``) connection."""
+    conn = Connection.get(conn_id)
+    return conn.extra_dejson.get("path") or conn.host or ""
+
+
+def audit_key() -> str:
+    from lethe.subjects import audit_key as check
+
+    return check(os.environ.get("LETHE_AUDIT_KEY") or Variable.get("lethe_audit_key", default=None))
+
+
+def _context_for(run: dict[str, Any]):
+    from lethe.periods import to_utc_naive
+    from lethe.runner import Engines, make_context
+
+    context = get_current_context()
+    ti = context["ti"]
+    return make_context(run_id=run["run_id"], dag_id=ti.dag_id, task_id=ti.task_id,
+                        as_of=to_utc_naive(run["as_of"]), dry_run=run["dry_run"], key=audit_key(),
+                        engines=Engines(resolve=connection_url))
+
+
+@task
+def resolve_run(source_id: str) -> dict[str, Any]:
+    """Fix the run's as-of, dry-run flag and rule selection once, for every later task."""
+    from lethe.periods import resolve_as_of
+    from lethe.subjects import is_demo_key
+
+    context = get_current_context()
+    params, dag_run = context["params"], context["dag_run"]
+    as_of = resolve_as_of(params.get("as_of"), context.get("data_interval_end"),
+                          context.get("logical_date"), getattr(dag_run, "run_after", None))
+    known = rules_for(source_id)
+    selected = list(params.get("rules") or known)
+    unknown = sorted(set(selected) - set(known))
+    if unknown:
+        raise ValueError(f"unknown rule id(s) {unknown} for this DAG (it enforces {known}); nothing was changed")
+    key = audit_key()
+    run = {"run_id": dag_run.run_id, "as_of": as_of.isoformat(), "dry_run": bool(params.get("dry_run")),
+           "rules": selected, "demo_key": is_demo_key(key)}
+    log.info("run %s: as-of %s UTC, %s, rules %s%s", run["run_id"], run["as_of"],
+             "DRY RUN (nothing will change)" if run["dry_run"] else "enforcing", ", ".join(selected),
+             " - audit key is the DEMO key" if run["demo_key"] else "")
+    return run
+
+
+def _selected(run: dict[str, Any], rule_id: str) -> None:
+    if rule_id not in run["rules"]:
+        raise AirflowSkipException(f"{rule_id} not selected in this run")
+
+
+def rule_tasks(rule_id: str):
+    """scan -> enforce -> summarise for one SQL rule, as a task group named after the rule."""
+
+    @task_group(group_id=rule_id, tooltip=f"Retention rule {rule_id}")
+    def group(run: dict[str, Any]):
+        @task(task_id="scan")
+        def scan(run: dict[str, Any]) -> dict[str, Any]:
+            from lethe.runner import scan_rule
+
+            _selected(run, rule_id)
+            return scan_rule(_context_for(run), rule_id)
+
+        @task(task_id="enforce")
+        def enforce(run: dict[str, Any], scanned: dict[str, Any]) -> dict[str, Any]:
+            from lethe.runner import enforce_rule
+
+            return enforce_rule(_context_for(run), rule_id)
+
+        @task(task_id="summarise")
+        def summarise(run: dict[str, Any], enforced: dict[str, Any]) -> dict[str, Any]:
+            from lethe.runner import summarise_rule
+
+            return summarise_rule(_context_for(run), rule_id, enforced)
+
+        return summarise(run, enforce(run, scan(run)))
+
+    return group
+
+
+@task(trigger_rule="all_done")
+def report(run: dict[str, Any], rule_ids: list[str]) -> str:
+    """Write the run's report (JSON and HTML) and refresh reports/latest; fail if a rule failed."""
+    from lethe.report import write_run_report
+
+    context = get_current_context()
+    ti = context["ti"]
+    results = {}
+    for rule_id in rule_ids:
+        results[rule_id] = ti.xcom_pull(task_ids=f"{rule_id}.summarise")
+    path, failed = write_run_report(dag_id=ti.dag_id, run=run, results=results)
+    log.info("report written: %s", path)
+    if failed:
+        raise RuntimeError(f"rule(s) {', '.join(failed)} did not finish: see their task logs and {path}")
+    return str(path)

@@ -1,0 +1,162 @@
+"""The ``lethe`` command: demo estate, policy check, audit trail, reports, log anonymiser.
+
+Connections are read from ``AIRFLOW_CONN_<ID>`` as Airflow would (``make`` sets the demo's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Lethe: enforce the privacy policy's retention rules, with a provable audit trail.")
+policy_app = typer.Typer(no_args_is_help=True, help="Check the policy and the data inventory.")
+audit_app = typer.Typer(no_args_is_help=True, help="Verify and query the hash-chained audit trail.")
+report_app = typer.Typer(no_args_is_help=True, help="Run reports.")
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+app.add_typer(report_app, name="report")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"lethe: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _audit_trail():
+    from lethe.audit import AuditTrail
+    from lethe.db import make_engine, connection_url
+    from lethe.subjects import MissingAuditKey, audit_key
+
+    try:
+        key = audit_key(os.environ.get("LETHE_AUDIT_KEY") or _demo_key())
+    except MissingAuditKey as exc:
+        _fail(str(exc), 2)
+    trail = AuditTrail(make_engine(connection_url("lethe_audit")), key)
+    trail.create()
+    return trail
+
+
+def _demo_key() -> str | None:
+    path = os.environ.get("LETHE_DEMO_KEY_FILE")
+    if path and Path(path).exists():
+        return Path(path).read_text().strip()
+    return None
+
+
+@app.command("seed-demo")
+def seed_demo(
+    as_of: str = typer.Option(..., help="The as-of date the demo data is laid around (YYYY-MM-DD)."),
+    estate: Path = typer.Option(Path(".lethe/estate"), help="Folder of the demo estate."),
+    seed: int = typer.Option(42, help="Random seed (same seed and as-of: same estate)."),
+):
+    """Write the deterministic demo estate (CRM, marketing, empty audit store) and a demo key."""
+    from lethe.audit import AuditTrail
+    from lethe.db import make_engine
+    from lethe.demo.seed import seed_crm, seed_marketing, write_demo_key
+    from lethe.periods import to_utc_naive
+
+    when = to_utc_naive(as_of)
+    estate = estate.resolve()
+    estate.mkdir(parents=True, exist_ok=True)
+    for name in ("crm.sqlite", "marketing.sqlite", "audit.sqlite"):
+        (estate / name).unlink(missing_ok=True)
+    key = write_demo_key(estate / "demo-audit-key")
+    crm = seed_crm(make_engine(f"sqlite:///{estate / 'crm.sqlite'}"), when, seed=seed)
+    seed_marketing(make_engine(f"sqlite:///{estate / 'marketing.sqlite'}"), when, crm["emails"], seed=seed + 1)
+    AuditTrail(make_engine(f"sqlite:///{estate / 'audit.sqlite'}"), key).create()
+    typer.echo(f"demo estate written to {estate} (as-of {when.date()}, seed {seed}); demo audit key in "
+               f"{estate / 'demo-audit-key'}")
+
+
+@policy_app.command("check")
+def policy_check():
+    """Validate the policy and inventory files, then check every name against the live schemas."""
+    from lethe.config import ConfigError, load_inventory, load_policy
+    from lethe.db import ConnectionNotConfigured, connection_url, make_engine
+    from lethe.schema import SchemaMismatch, check_source
+
+    try:
+        policy = load_policy()
+        inventory = load_inventory(policy=policy)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    typer.echo(f"policy: {len(policy.rules)} rules ({', '.join(policy.rule_ids)})")
+    problems = 0
+    for source in inventory.sources.values():
+        try:
+            check_source(make_engine(connection_url(source.connection_id)), source)
+            typer.echo(f"source {source.source}: {len(source.tables)} tables match the live schema "
+                       f"(rules {', '.join(inventory.rules_of(source.source)) or 'none'})")
+        except (SchemaMismatch, ConnectionNotConfigured) as exc:
+            problems += 1
+            typer.echo(f"source {source.source}: {exc}", err=True)
+        except Exception as exc:  # a source that cannot be reached is reported, the others checked
+            problems += 1
+            typer.echo(f"source {source.source}: cannot connect: {type(exc).__name__}", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify():
+    """Recompute the hash chain; exit 1 naming the first bad entry."""
+    result = _audit_trail().verify()
+    if result.ok:
+        typer.echo(f"audit trail intact: {result.entries} entries")
+        return
+    _fail(f"audit trail broken at entry {result.first_bad_seq}: {result.problem}")
+
+
+@audit_app.command("find")
+def audit_find(email: str = typer.Option(..., help="The person's e-mail address (never printed)."),
+               as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")):
+    """What happened to one person: entries whose subject key is this address's keyed hash."""
+    from lethe.audit import audit_table
+    from lethe.subjects import email_key
+
+    trail = _audit_trail()
+    key = email_key(trail.key, email)
+    found = 0
+    for row in trail.entries(audit_table.c.subject_key == key):
+        found += 1
+        row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+        if as_json:
+            typer.echo(json.dumps(row, sort_keys=True))
+        else:
+            typer.echo(f"#{row['seq']} {row['recorded_at']} {row['rule_id']} {row['action']} "
+                       f"({row['source']}: {json.loads(row['details']).get('table', '')}, "
+                       f"{row['record_count']} record(s)) as-of {row['as_of']}"
+                       f"{' [dry run]' if row['dry_run'] else ''} run {row['run_id']}")
+    if not found:
+        typer.echo(f"no audit entries for subject {key[:12]}...")
+
+
+@report_app.command("summary")
+def report_summary():
+    """Print reports/latest as a table."""
+    from lethe.report import summary_text
+
+    typer.echo(summary_text())
+
+
+@app.command("anonymise-log", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def anonymise_log(ctx: typer.Context):
+    """Truncate IP addresses in a log (anonip-compatible; --help for options)."""
+    from lethe.weblogs.anonymizer import main as anonymise_main
+
+    raise typer.Exit(anonymise_main(ctx.args))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
