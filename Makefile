@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 ESTATE := $(ROOT)/.lethe/estate
 AS_OF ?= $(shell date -u +%F)
 DRY_RUN ?= 0
-DAGS ?= lethe_crm_retention lethe_marketing_retention
+# Every nightly retention DAG: one file each, dags/lethe_<source>_retention.py.
+DAGS ?= $(basename $(notdir $(wildcard dags/lethe_*_retention.py)))
 
 # The embedded default: Airflow on SQLite under .lethe/airflow, the estate under .lethe/estate.
 # Connections already set in the environment win over these defaults.
@@ -20,6 +21,8 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export AIRFLOW_CONN_CRM ?= sqlite:///$(ESTATE)/crm.sqlite
 export AIRFLOW_CONN_MARKETING ?= sqlite:///$(ESTATE)/marketing.sqlite
 export AIRFLOW_CONN_LETHE_AUDIT ?= sqlite:///$(ESTATE)/audit.sqlite
+export AIRFLOW_CONN_TRIALS ?= sqlite:///$(ESTATE)/trials
+export AIRFLOW_CONN_WEBLOGS ?= {"conn_type": "fs", "extra": {"path": "$(ESTATE)/weblogs"}}
 export LETHE_REPORTS_DIR ?= $(ROOT)/reports
 export LETHE_DEMO_KEY_FILE := $(ESTATE)/demo-audit-key
 
@@ -41,6 +44,7 @@ $(STAMP): requirements.txt pyproject.toml
 $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate >/dev/null
+	$(BIN)/airflow pools set lethe_trial_drops 2 "Lethe: concurrent trial database drops" >/dev/null
 
 seed: $(STAMP)
 	$(BIN)/lethe seed-demo --as-of $(AS_OF) --estate $(ESTATE)

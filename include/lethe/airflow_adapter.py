@@ -73,7 +73,7 @@ def _context_for(run: dict[str, Any]):
     ti = context["ti"]
     return make_context(run_id=run["run_id"], dag_id=ti.dag_id, task_id=ti.task_id,
                         as_of=to_utc_naive(run["as_of"]), dry_run=run["dry_run"], key=audit_key(),
-                        engines=Engines(resolve=connection_url))
+                        engines=Engines(resolve=connection_url), folder_for=connection_path)
 
 
 @task
@@ -105,8 +105,15 @@ def _selected(run: dict[str, Any], rule_id: str) -> None:
         raise AirflowSkipException(f"{rule_id} not selected in this run")
 
 
-def rule_tasks(rule_id: str):
-    """scan -> enforce -> summarise for one SQL rule, as a task group named after the rule."""
+def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
+    """scan -> enforce -> summarise for one rule, as a task group named after the rule.
+
+    ``mapped``: the work list is data (trial databases, log files): ``items`` lists it after the
+    scan, and one ``enforce`` task instance is mapped over each item, named after it in the UI.
+    ``pool`` bounds how many of those run at once.
+    """
+    if mapped:
+        return _mapped_rule_tasks(rule_id, pool)
 
     @task_group(group_id=rule_id, tooltip=f"Retention rule {rule_id}")
     def group(run: dict[str, Any]):
@@ -130,6 +137,52 @@ def rule_tasks(rule_id: str):
             return summarise_rule(_context_for(run), rule_id, enforced)
 
         return summarise(run, enforce(run, scan(run)))
+
+    return group
+
+
+def _mapped_rule_tasks(rule_id: str, pool: str | None):
+    @task_group(group_id=rule_id, tooltip=f"Retention rule {rule_id}")
+    def group(run: dict[str, Any]):
+        @task(task_id="scan")
+        def scan(run: dict[str, Any]) -> dict[str, Any]:
+            from lethe.runner import scan_rule
+
+            _selected(run, rule_id)
+            return scan_rule(_context_for(run), rule_id)
+
+        @task(task_id="items")
+        def items(run: dict[str, Any], scanned: dict[str, Any]) -> list[dict[str, Any]]:
+            from lethe.runner import work_items
+
+            found = work_items(_context_for(run), rule_id)
+            log.info("%s: %d item(s) to process%s", rule_id, len(found),
+                     " (dry run: none will change)" if run["dry_run"] else "")
+            return found
+
+        @task(task_id="enforce", map_index_template="{{ lethe_item }}",
+              **({"pool": pool} if pool else {}))
+        def enforce(run: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+            from lethe.runner import enforce_item
+
+            get_current_context()["lethe_item"] = item["name"]
+            return enforce_item(_context_for(run), rule_id, item)
+
+        @task(task_id="summarise", trigger_rule="all_done")
+        def summarise(run: dict[str, Any], scanned: dict[str, Any], results) -> dict[str, Any]:
+            from lethe.runner import combine_items, summarise_rule
+
+            _selected(run, rule_id)
+            if scanned is None:
+                raise RuntimeError(f"{rule_id}: the scan did not finish; nothing to summarise")
+            ctx = _context_for(run)
+            results = list(results or [])
+            combined = combine_items(ctx, rule_id, scanned, results)
+            return summarise_rule(ctx, rule_id, combined)
+
+        scanned = scan(run)
+        work = items(run, scanned)
+        return summarise(run, scanned, enforce.partial(run=run).expand(item=work))
 
     return group
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator,
+                      model_validator)
 
 from lethe.periods import Period
 
@@ -280,12 +281,88 @@ class SqlSource(Strict):
         return self
 
 
+class CatalogContact(Strict):
+    """Where the catalog row's data subject (the sign-up contact) and their e-mail are."""
+
+    table: str
+    foreign_key: str
+    primary_key: str = "id"
+    email: str
+    _c = field_validator("table", "foreign_key", "primary_key", "email")(lambda cls, v: _identifier(v))
+
+
+class TrialCatalog(Strict):
+    """The table (in another SQL source) that names each trial database."""
+
+    source: str
+    table: str
+    primary_key: str = "id"
+    database_name: str
+    trial_ends_at: str
+    subscribed_at: str
+    dropped_at: str
+    contact: CatalogContact
+    _c = field_validator("table", "primary_key", "database_name", "trial_ends_at", "subscribed_at",
+                         "dropped_at")(lambda cls, v: _identifier(v))
+
+
+class TrialRule(Strict):
+    rule: str
+    action: Literal["drop_database"]
+
+
+class TrialDatabasesSource(Strict):
+    """A server (or, on SQLite, a folder of files) holding one database per free trial."""
+
+    source: str
+    kind: Literal["trial_databases"]
+    connection_id: str
+    description: str = ""
+    hosting: str = ""
+    catalog: TrialCatalog
+    name_pattern: str = r"^trial_[a-z0-9_]{1,56}$"
+    rules: list[TrialRule] = []
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if not value.startswith("^") or not value.endswith("$"):
+            raise ValueError("the pattern must be anchored with ^ and $")
+        return value
+
+
+class LogRule(Strict):
+    rule: str
+    action: Literal["truncate_ip", "delete_file"]
+    ipv4_mask: int = Field(default=8, ge=1, le=32)
+    ipv6_mask: int = Field(default=80, ge=1, le=128)
+
+
+class LogFolderSource(Strict):
+    """A folder of daily web server access logs (``access.log-YYYYMMDD[.gz]``)."""
+
+    source: str
+    kind: Literal["log_folder"]
+    connection_id: str
+    description: str = ""
+    hosting: str = ""
+    file_pattern: str = r"^access\.log-(?P<date>\d{8})(?P<gz>\.gz)?$"
+    rules: list[LogRule] = []
+
+
+AnySource = Annotated[SqlSource | TrialDatabasesSource | LogFolderSource, Field(discriminator="kind")]
+
+
 class Inventory(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    sources: dict[str, SqlSource]
+    sources: dict[str, AnySource]
 
-    def rule(self, rule_id: str) -> tuple[SqlSource, InventoryRule]:
+    def rule(self, rule_id: str) -> tuple[Any, Any]:
         for source in self.sources.values():
             for rule in source.rules:
                 if rule.rule == rule_id:
@@ -296,7 +373,7 @@ class Inventory(BaseModel):
         return [rule.rule for rule in self.sources[source_id].rules]
 
     def exemption_sources(self) -> list[SqlSource]:
-        return [s for s in self.sources.values() if s.exemptions]
+        return [s for s in self.sources.values() if s.kind == "sql" and s.exemptions]
 
 
 # --------------------------------------------------------------------------- loading
@@ -330,6 +407,9 @@ def _describe(exc: ValidationError, path: Path, data: Any, list_key: str, id_key
     return ConfigError("\n".join(lines))
 
 
+_SOURCE_ADAPTER = TypeAdapter(AnySource)
+
+
 def load_policy(path: str | os.PathLike | None = None) -> Policy:
     path = Path(path or os.environ.get("LETHE_POLICY_FILE") or DEFAULT_POLICY)
     data = _read_yaml(path)
@@ -348,11 +428,11 @@ def load_inventory(
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise ConfigError(f"{directory}: no inventory files (*.yaml)")
-    sources: dict[str, SqlSource] = {}
+    sources: dict[str, Any] = {}
     for path in files:
         data = _read_yaml(path)
         try:
-            source = SqlSource.model_validate(data)
+            source = _SOURCE_ADAPTER.validate_python(data)
         except ValidationError as exc:
             raise _describe(exc, path, data, "rules", "rule") from None
         if source.source in sources:
@@ -368,6 +448,9 @@ def load_inventory(
                     f"{policy.rule(rule.rule).action!r}"
                 )
         sources[source.source] = source
+    for source in sources.values():
+        if source.kind == "trial_databases" and source.catalog.source not in sources:
+            raise ConfigError(f"source {source.source}: catalog.source {source.catalog.source!r} is not an inventory source")
     seen: dict[str, str] = {}
     for source in sources.values():
         for rule in source.rules:

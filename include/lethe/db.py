@@ -77,6 +77,26 @@ def connection_url(conn_id: str) -> URL:
     return normalise_url(raw)
 
 
+def connection_path(conn_id: str) -> str:
+    """The folder of a file-system connection from ``AIRFLOW_CONN_<ID>`` (JSON, ``extra.path``)."""
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if not raw:
+        raise ConnectionNotConfigured(f"connection {conn_id!r} is not set (AIRFLOW_CONN_{conn_id.upper()})")
+    raw = raw.strip()
+    if raw.startswith("{"):
+        data = json.loads(raw)
+        extra = data.get("extra") or {}
+        if isinstance(extra, str):
+            extra = json.loads(extra)
+        path = extra.get("path") or data.get("host")
+    else:
+        parsed = make_url(raw) if "://" in raw else None
+        path = parsed.database if parsed is not None else raw
+    if not path:
+        raise ConnectionNotConfigured(f"connection {conn_id!r} names no folder (extra.path)")
+    return path
+
+
 def _sqlite_add_period(value, months, days):
     if value is None:
         return None

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, Engine
 
 from lethe.audit import AuditTrail
 from lethe.config import Inventory, Policy, load_inventory, load_policy
-from lethe.db import connection_url, make_engine
+from lethe.db import connection_path, connection_url, make_engine
 from lethe.rules import RuleResult, RunContext, action_for
 
 log = logging.getLogger("lethe")
@@ -44,14 +44,16 @@ class Engines:
 
 def make_context(*, run_id: str, dag_id: str, task_id: str, as_of: datetime, dry_run: bool,
                  key: str, engines: Engines, policy: Policy | None = None,
-                 inventory: Inventory | None = None, batch_size: int = 1000) -> RunContext:
+                 inventory: Inventory | None = None, batch_size: int = 1000,
+                 folder_for: Callable[[str], str] = connection_path) -> RunContext:
     policy = policy or load_policy()
     inventory = inventory or load_inventory(policy=policy)
     audit = AuditTrail(engines(AUDIT_CONN_ID), key)
     audit.create()
     return RunContext(run_id=run_id, dag_id=dag_id, task_id=task_id, as_of=as_of, dry_run=dry_run,
                       policy=policy, inventory=inventory, audit=audit, key=key,
-                      engine_for=engines, batch_size=batch_size)
+                      engine_for=engines, batch_size=batch_size, url_for=engines.resolve,
+                      folder_for=folder_for)
 
 
 def scan_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
@@ -68,6 +70,26 @@ def scan_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
     if result.overdue_before:
         log.warning("%s: %d record(s) were already past their deadline before this run "
                     "(a run was missed or failed): reported as overdue", rule_id, result.overdue_before)
+    return result.to_dict()
+
+
+def work_items(ctx: RunContext, rule_id: str) -> list[dict[str, Any]]:
+    """The items a mapped rule acts on (empty for unmapped rules)."""
+    action = action_for(ctx, rule_id)
+    return action.work_items() if action.mapped else []
+
+
+def enforce_item(ctx: RunContext, rule_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    """One item of a mapped rule (one trial database, one log file)."""
+    action = action_for(ctx, rule_id)
+    action.check()
+    return action.enforce_item(item)
+
+
+def combine_items(ctx: RunContext, rule_id: str, scanned: dict[str, Any],
+                  item_results: list[dict[str, Any]]) -> dict[str, Any]:
+    action = action_for(ctx, rule_id)
+    result = action.combine(RuleResult.from_dict(scanned), [r for r in item_results if r])
     return result.to_dict()
 
 
@@ -98,6 +120,11 @@ def summarise_rule(ctx: RunContext, rule_id: str, enforced: dict[str, Any]) -> d
 
 
 def run_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
-    """scan, enforce, summarise in one call (tests and the CLI)."""
-    scan_rule(ctx, rule_id)
-    return summarise_rule(ctx, rule_id, enforce_rule(ctx, rule_id))
+    """scan, enforce, summarise in one call, as the DAG does (tests and the CLI)."""
+    scanned = scan_rule(ctx, rule_id)
+    if action_for(ctx, rule_id).mapped:
+        items = [enforce_item(ctx, rule_id, item) for item in work_items(ctx, rule_id)]
+        enforced = combine_items(ctx, rule_id, scanned, items)
+    else:
+        enforced = enforce_rule(ctx, rule_id)
+    return summarise_rule(ctx, rule_id, enforced)

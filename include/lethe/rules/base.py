@@ -28,6 +28,8 @@ class RunContext:
     key: str
     engine_for: Callable[[str], Any]  # connection id -> SQLAlchemy engine
     batch_size: int = 1000
+    url_for: Callable[[str], Any] | None = None  # connection id -> SQLAlchemy URL (servers, folders)
+    folder_for: Callable[[str], str] | None = None  # connection id -> folder of an ``fs`` connection
 
 
 @dataclass
@@ -69,6 +71,9 @@ class RuleAction:
 
     name: ClassVar[str]
     source_kind: ClassVar[str]
+    # A mapped action's work list is data (databases, files): scan lists the items, Airflow maps
+    # one enforce task over them, and summarise combines the item results.
+    mapped: ClassVar[bool] = False
 
     def __init__(self, ctx: RunContext, policy_rule: PolicyRule):
         self.ctx = ctx
@@ -89,6 +94,18 @@ class RuleAction:
         raise NotImplementedError
 
     def verify(self) -> int:
+        raise NotImplementedError
+
+    # -- mapped actions only
+    def work_items(self) -> list[dict[str, Any]]:
+        """What enforce_item will be called with, one dict per item (names and counts only)."""
+        raise NotImplementedError
+
+    def enforce_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
+        """The rule's result from the scan and every item's result."""
         raise NotImplementedError
 
 
