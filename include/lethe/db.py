@@ -131,6 +131,9 @@ def make_engine(url: str | URL, *, serialise_writes: bool = False) -> Engine:
             dbapi_connection.create_function("lethe_add_period", 3, _sqlite_add_period, deterministic=True)
             dbapi_connection.create_function("lethe_timestamp", 1, _sqlite_normalise_timestamp, deterministic=True)
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
+            # Deleted and overwritten content is zeroed on disk, not left in free pages, so a
+            # deleted address cannot be read back from the file.
+            dbapi_connection.execute("PRAGMA secure_delete=ON")
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection):

@@ -1,0 +1,127 @@
+"""The SQL rules end to end on SQLite, PostgreSQL and MariaDB against an independent oracle."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from conftest import TEST_KEY
+from lethe.audit import audit_table
+from lethe.config import DEFAULT_INVENTORY, load_inventory, load_policy
+from lethe.demo.seed import DemoSizes, seed_crm, seed_marketing
+from lethe.runner import run_rule
+from lethe.schema import SchemaMismatch
+from oracle import CRM_TABLES, MARKETING_TABLES, expected, snapshot
+
+SQL_RULES = ["N1", "W1", "W2", "C1", "K1"]
+SMALL = DemoSizes(companies=60, contacts=400, subscribers=300, consents=300, web_events=600)
+
+
+def seeded(estate, as_of: datetime):
+    crm = seed_crm(estate.engine("crm"), as_of, sizes=SMALL)
+    seed_marketing(estate.engine("marketing"), as_of, crm["emails"], sizes=SMALL)
+
+
+def snapshots(estate):
+    return snapshot(estate.engine("crm"), CRM_TABLES), snapshot(estate.engine("marketing"), MARKETING_TABLES)
+
+
+def run_all(estate, as_of, **kwargs):
+    ctx = estate.context(as_of, **kwargs)
+    return {rule: run_rule(ctx, rule) for rule in SQL_RULES}
+
+
+@pytest.mark.parametrize("as_of", [datetime(2026, 11, 26), datetime(2028, 2, 29), datetime(2027, 3, 31, 12, 30)])
+def test_enforcement_matches_the_oracle_exactly(estate, backend, as_of):
+    seeded(estate, as_of)
+    crm_before, marketing_before = snapshots(estate)
+    crm_expected, marketing_expected = expected(crm_before, marketing_before, as_of, TEST_KEY)
+
+    results = run_all(estate, as_of, batch_size=97)
+    crm_after, marketing_after = snapshots(estate)
+
+    for name in crm_expected:
+        assert crm_after[name] == crm_expected[name], f"{backend}: table {name} differs from the oracle"
+    for name in marketing_expected:
+        assert marketing_after[name] == marketing_expected[name], f"{backend}: table {name} differs"
+    # The counts in the results are the changes that happened.
+    assert results["C1"]["deleted"] == len(crm_before["contacts"]) - len(crm_after["contacts"]) > 0
+    assert results["N1"]["deleted"] == len(marketing_before["newsletter_subscribers"]) - len(
+        marketing_after["newsletter_subscribers"]) > 0
+    assert results["W1"]["deleted"] == len(marketing_before["web_events"]) - len(marketing_after["web_events"]) > 0
+    assert results["W2"]["deleted"] == len(marketing_before["cookie_consents"]) - len(marketing_after["cookie_consents"]) > 0
+    assert results["K1"]["anonymised"] > 0
+    assert all(r["remaining_after"] == 0 and r["status"] == "ok" for r in results.values())
+    assert results["C1"]["exempt_hold"] + results["C1"]["exempt_restriction"] > 0
+
+
+def test_second_run_changes_nothing(estate):
+    as_of = datetime(2026, 11, 26)
+    seeded(estate, as_of)
+    run_all(estate, as_of)
+    after_first = snapshots(estate)
+    audit = estate.engine("lethe_audit")
+    with audit.connect() as conn:
+        entries_first = conn.execute(select(func.count()).select_from(audit_table)).scalar_one()
+
+    results = run_all(estate, as_of, run_id="second")
+    assert snapshots(estate) == after_first
+    assert all(r["deleted"] == 0 and r["anonymised"] == 0 and r["eligible"] == 0 for r in results.values())
+    with audit.connect() as conn:
+        actions = conn.execute(select(audit_table.c.action).where(audit_table.c.seq > entries_first)).scalars().all()
+    assert actions == ["rule_summary"] * len(SQL_RULES)
+
+
+def test_dry_run_changes_nothing_and_records_what_it_would_do(estate):
+    as_of = datetime(2026, 11, 26)
+    seeded(estate, as_of)
+    before = snapshots(estate)
+    results = run_all(estate, as_of, dry_run=True)
+    assert snapshots(estate) == before
+    assert results["C1"]["deleted"] > 0 and results["C1"]["remaining_after"] == results["C1"]["eligible"]
+    with estate.engine("lethe_audit").connect() as conn:
+        rows = conn.execute(select(audit_table.c.action, audit_table.c.dry_run)).all()
+    assert {action for action, _ in rows} == {"would_deleted", "would_anonymised", "rule_summary"}
+    assert all(dry for _, dry in rows)
+    # And the real run afterwards still does the work.
+    real = run_all(estate, as_of, run_id="real")
+    assert real["C1"]["deleted"] == results["C1"]["deleted"]
+
+
+def test_unknown_column_stops_the_source_before_anything_changes(estate, tmp_path):
+    as_of = datetime(2026, 11, 26)
+    seeded(estate, as_of)
+    folder = tmp_path / "inventory"
+    shutil.copytree(DEFAULT_INVENTORY, folder)
+    data = yaml.safe_load((folder / "crm.yaml").read_text())
+    data["tables"]["contacts"]["personal_data"]["mobile"] = {"anonymise": "null"}
+    (folder / "crm.yaml").write_text(yaml.safe_dump(data))
+    policy = load_policy()
+    inventory = load_inventory(folder, policy)
+    before = snapshots(estate)
+    ctx = estate.context(as_of, policy=policy, inventory=inventory)
+    for rule in ("C1", "K1"):
+        with pytest.raises(SchemaMismatch, match=r"column contacts\.mobile does not exist.*Nothing was changed"):
+            run_rule(ctx, rule)
+    assert snapshots(estate) == before
+
+
+def test_batches_commit_with_their_audit_entries(estate):
+    """Every deleted subject has exactly one audit entry, however the work is batched."""
+    as_of = datetime(2026, 11, 26)
+    seeded(estate, as_of)
+    results = run_all(estate, as_of, batch_size=5)
+    assert results["W1"]["batches"] > 10
+    with estate.engine("lethe_audit").connect() as conn:
+        per_rule = dict(conn.execute(
+            select(audit_table.c.rule_id, func.count()).where(audit_table.c.action != "rule_summary")
+            .group_by(audit_table.c.rule_id)).all())
+        entry_ids = conn.execute(select(func.count(func.distinct(audit_table.c.entry_id)))).scalar_one()
+        total = conn.execute(select(func.count()).select_from(audit_table)).scalar_one()
+    for rule, result in results.items():
+        assert per_rule.get(rule, 0) == result["deleted"] + result["anonymised"]
+    assert entry_ids == total
