@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Connection, Param, Variable, get_current_context, task, task_group
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lethe.config import load_inventory, load_policy
 
@@ -60,9 +61,24 @@ def connection_path(conn_id: str) -> str:
 
 
 def audit_key() -> str:
-    from lethe.subjects import audit_key as check
+    from lethe.subjects import MissingAuditKey, audit_key as check
 
-    return check(os.environ.get("LETHE_AUDIT_KEY") or Variable.get("lethe_audit_key", default=None))
+    try:
+        return check(os.environ.get("LETHE_AUDIT_KEY") or Variable.get("lethe_audit_key", default=None))
+    except MissingAuditKey as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+@contextmanager
+def configuration_errors_fail_fast():
+    """A wrong name or setting will not fix itself: fail the task now instead of retrying."""
+    from lethe.config import ConfigError
+    from lethe.schema import SchemaMismatch
+
+    try:
+        yield
+    except (ConfigError, SchemaMismatch) as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def _context_for(run: dict[str, Any]):
@@ -90,7 +106,7 @@ def resolve_run(source_id: str) -> dict[str, Any]:
     selected = list(params.get("rules") or known)
     unknown = sorted(set(selected) - set(known))
     if unknown:
-        raise ValueError(f"unknown rule id(s) {unknown} for this DAG (it enforces {known}); nothing was changed")
+        raise AirflowFailException(f"unknown rule id(s) {unknown} for this DAG (it enforces {known}); nothing was changed")
     key = audit_key()
     run = {"run_id": dag_run.run_id, "as_of": as_of.isoformat(), "dry_run": bool(params.get("dry_run")),
            "rules": selected, "demo_key": is_demo_key(key)}
@@ -122,13 +138,15 @@ def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
             from lethe.runner import scan_rule
 
             _selected(run, rule_id)
-            return scan_rule(_context_for(run), rule_id)
+            with configuration_errors_fail_fast():
+                return scan_rule(_context_for(run), rule_id)
 
         @task(task_id="enforce")
         def enforce(run: dict[str, Any], scanned: dict[str, Any]) -> dict[str, Any]:
             from lethe.runner import enforce_rule
 
-            return enforce_rule(_context_for(run), rule_id)
+            with configuration_errors_fail_fast():
+                return enforce_rule(_context_for(run), rule_id)
 
         @task(task_id="summarise")
         def summarise(run: dict[str, Any], enforced: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +167,8 @@ def _mapped_rule_tasks(rule_id: str, pool: str | None):
             from lethe.runner import scan_rule
 
             _selected(run, rule_id)
-            return scan_rule(_context_for(run), rule_id)
+            with configuration_errors_fail_fast():
+                return scan_rule(_context_for(run), rule_id)
 
         @task(task_id="items")
         def items(run: dict[str, Any], scanned: dict[str, Any]) -> list[dict[str, Any]]:
@@ -166,7 +185,8 @@ def _mapped_rule_tasks(rule_id: str, pool: str | None):
             from lethe.runner import enforce_item
 
             get_current_context()["lethe_item"] = item["name"]
-            return enforce_item(_context_for(run), rule_id, item)
+            with configuration_errors_fail_fast():
+                return enforce_item(_context_for(run), rule_id, item)
 
         @task(task_id="summarise", trigger_rule="all_done")
         def summarise(run: dict[str, Any], scanned: dict[str, Any], results) -> dict[str, Any]:
@@ -192,6 +212,8 @@ def report(run: dict[str, Any], rule_ids: list[str]) -> str:
     """Write the run's report (JSON and HTML) and refresh reports/latest; fail if a rule failed."""
     from lethe.report import write_run_report
 
+    if run is None:
+        raise AirflowFailException("the run could not be resolved (see resolve_run): no report, nothing changed")
     context = get_current_context()
     ti = context["ti"]
     results = {}

@@ -25,7 +25,8 @@ What differs from anonip, on purpose:
 Speed comes from reading large chunks, decoding and splitting them in C, and remembering the
 result for every address field seen (real logs repeat the same few thousand clients): for the
 default layout (address in the first column) a whole chunk is handled with ``map`` over C
-functions, so no Python code runs per line unless a line needs a closer look.
+functions, so Python code runs only for addresses not seen before and for the rare line that
+needs a closer look.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ import ipaddress
 import logging
 import os
 import re
+import stat
 import sys
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -261,7 +264,10 @@ class IpMasker:
     # -- lines ---------------------------------------------------------------------------------
 
     def _process_text(self, text: str) -> tuple[str, int, int, int]:
-        """Anonymise complete lines; return (text, lines, addresses truncated, unparseable lines)."""
+        """Anonymise complete lines.
+
+        Returns the new text, the number of lines, of addresses truncated, of unparseable lines.
+        """
         if "\r" in text:
             parts = _NEWLINES.split(text)  # line, end, line, end, ..., rest after the last end
             lines = parts[0::2]
@@ -421,9 +427,10 @@ def anonymise_stream(
     if chunk_size < 1:
         raise ValueError("chunk_size must be positive")
     stats = AnonymiseStats()
-    # read1 returns what a pipe has without waiting for a full chunk, so output keeps up with
-    # a live log; on files it still returns whole chunks.
-    read = getattr(src, "read1", src.read)
+    # From a pipe or a terminal (a live log), take what has arrived instead of waiting for a
+    # full chunk, and pass each batch on at once; from a file, read and write whole chunks.
+    live = _is_live(src)
+    read = src.read1 if live and hasattr(src, "read1") else src.read
     pending: list[bytes] = []
 
     def emit(block: bytes) -> None:
@@ -452,11 +459,20 @@ def anonymise_stream(
         block = pending[0] if len(pending) == 1 else b"".join(pending)
         pending = [] if cut == len(piece) else [piece[cut:]]
         emit(block)
-        if len(piece) < chunk_size and hasattr(dst, "flush"):
-            dst.flush()  # a short read means a live stream: let the lines out now
+        if live:
+            dst.flush()
     if pending:
         emit(b"".join(pending))
     return stats
+
+
+def _is_live(stream: BinaryIO) -> bool:
+    """Whether ``stream`` is a pipe, socket or terminal rather than a file or a buffer."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # io.BytesIO and friends have no descriptor
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -593,8 +609,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:
         with _open_input(args.input) as src, _open_output(args.output) as dst:
             stats = anonymise_stream(src, dst, masker)
-    except (OSError, EOFError) as err:
-        # OSError messages name files, never log content.
+    except gzip.BadGzipFile:
+        # Its message quotes the first bytes of the file, which may be part of an address.
+        print(f"{prog}: error: the input is not a gzip file", file=sys.stderr)
+        return 1
+    except (EOFError, zlib.error):
+        print(f"{prog}: error: the gzip input is truncated or corrupt", file=sys.stderr)
+        return 1
+    except OSError as err:
+        # These messages name files, never log content.
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -646,7 +669,9 @@ def _open_output(path: str | None) -> Iterator[BinaryIO]:
         # A FIFO or a device cannot be replaced; write to it directly.
         with open(target, "wb") as raw:
             if compress:
-                with gzip.GzipFile(filename=target.name, mode="wb", fileobj=raw) as gz:
+                with gzip.GzipFile(
+                    filename=target.name, mode="wb", fileobj=raw, compresslevel=6
+                ) as gz:
                     yield gz  # type: ignore[misc]
             else:
                 yield raw

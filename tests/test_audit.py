@@ -1,0 +1,155 @@
+"""The audit trail: tampering is caught, and entries commit with their change exactly once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+from sqlalchemy import delete, func, select, update
+
+from conftest import TEST_KEY
+from lethe.audit import GENESIS, AuditEntry, AuditTrail, audit_table, head_table, outbox_table
+from lethe.db import make_engine
+from lethe.demo import schema
+from lethe.rules.sql import SqlDelete
+from lethe.runner import run_rule
+from test_boundaries import c1_layout, empty_estate, ids
+
+AS_OF = datetime(2026, 11, 26)
+
+
+def entries(n: int, rule="W1") -> list[AuditEntry]:
+    return [AuditEntry(run_id="r", dag_id="d", task_id="t", rule_id=rule, source="marketing",
+                       action="deleted", subject_key=f"{i:064x}", record_count=1, as_of=AS_OF,
+                       details={"table": "web_events"}) for i in range(n)]
+
+
+@pytest.fixture
+def trail(databases):
+    trail = AuditTrail(make_engine(databases.new("audit")), TEST_KEY)
+    trail.create()
+    trail.append(entries(5))
+    assert trail.verify().ok
+    yield trail
+    trail.engine.dispose()
+
+
+def test_chain_links_every_entry(trail):
+    rows = list(trail.entries())
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0]["prev_hash"] == GENESIS
+    assert all(b["prev_hash"] == a["entry_hash"] for a, b in zip(rows, rows[1:]))
+    assert trail.verify().entries == 5
+
+
+def test_edited_entry_is_caught(trail):
+    with trail.engine.begin() as conn:
+        conn.execute(update(audit_table).where(audit_table.c.seq == 3).values(record_count=2))
+    result = trail.verify()
+    assert not result.ok and result.first_bad_seq == 3 and "changed" in result.problem
+
+
+def test_deleted_entry_is_caught(trail):
+    with trail.engine.begin() as conn:
+        conn.execute(delete(audit_table).where(audit_table.c.seq == 2))
+    result = trail.verify()
+    assert not result.ok and result.first_bad_seq == 2 and "missing" in result.problem
+
+
+def test_deleted_last_entry_is_caught(trail):
+    with trail.engine.begin() as conn:
+        conn.execute(delete(audit_table).where(audit_table.c.seq == 5))
+    result = trail.verify()
+    assert not result.ok and result.first_bad_seq == 5 and "removed" in result.problem
+
+
+def test_reordered_entries_are_caught(trail):
+    with trail.engine.begin() as conn:
+        conn.execute(update(audit_table).where(audit_table.c.seq == 2).values(seq=100))
+        conn.execute(update(audit_table).where(audit_table.c.seq == 3).values(seq=2))
+        conn.execute(update(audit_table).where(audit_table.c.seq == 100).values(seq=3))
+    result = trail.verify()
+    assert not result.ok and result.first_bad_seq == 2
+
+
+def test_resealing_without_the_key_fails(trail):
+    """Recomputing the hashes needs the key: a forger with another key is caught."""
+    forger = AuditTrail(trail.engine, "another-key-0123456789")
+    assert not forger.verify().ok
+
+
+def test_crash_after_the_commit_is_chained_exactly_once_by_the_next_run(estate, monkeypatch):
+    """The change and its outbox entries commit together; a crash before chaining loses nothing."""
+    empty_estate(estate)
+    c1_layout(estate)
+    ctx = estate.context(datetime(2027, 3, 1))
+
+    calls = {"n": 0}
+    real_drain = AuditTrail.drain
+
+    def drain_then_crash(self, source_engine, batch_size=5000):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first drain clears leftovers; the second chains this batch
+            raise SystemExit("killed between commit and chaining")
+        return real_drain(self, source_engine, batch_size)
+
+    monkeypatch.setattr(AuditTrail, "drain", drain_then_crash)
+    with pytest.raises(SystemExit):
+        run_rule(ctx, "C1")
+    monkeypatch.setattr(AuditTrail, "drain", real_drain)
+    assert ids(estate, "crm", schema.contacts) == set()  # the change committed ...
+    with estate.engine("crm").connect() as conn:            # ... with its entries in the outbox
+        assert conn.execute(select(func.count()).select_from(outbox_table)).scalar_one() == 1
+    with estate.engine("lethe_audit").connect() as conn:
+        assert conn.execute(select(func.count()).select_from(audit_table)).scalar_one() == 0
+
+    second = run_rule(estate.context(datetime(2027, 3, 1), run_id="next"), "C1")
+    assert second["deleted"] == 0
+    with estate.engine("lethe_audit").connect() as conn:
+        actions = conn.execute(select(audit_table.c.action, audit_table.c.run_id)).all()
+    assert actions == [("deleted", "test-run"), ("rule_summary", "next")]
+    assert ctx.audit.verify().ok
+
+
+def test_failure_inside_a_batch_rolls_back_change_and_entries(estate, monkeypatch):
+    empty_estate(estate)
+    c1_layout(estate)
+
+    def failing_change(self, conn, rows):
+        original(self, conn, rows)
+        raise RuntimeError("database went away mid-batch")
+
+    original = SqlDelete.change
+    monkeypatch.setattr(SqlDelete, "change", failing_change)
+    with pytest.raises(RuntimeError):
+        run_rule(estate.context(datetime(2027, 3, 1)), "C1")
+    assert ids(estate, "crm", schema.contacts) == {1}
+    assert ids(estate, "crm", schema.interactions) == {1}
+    with estate.engine("crm").connect() as conn:
+        assert conn.execute(select(func.count()).select_from(outbox_table)).scalar_one() == 0
+
+
+def _cli(env, *args):
+    return subprocess.run([sys.executable, "-m", "lethe.cli", *args], env=env, capture_output=True, text=True)
+
+
+def test_cli_verify_and_find(estate):
+    empty_estate(estate)
+    c1_layout(estate)
+    run_rule(estate.context(datetime(2027, 3, 1)), "C1")
+    env = {**os.environ, "LETHE_AUDIT_KEY": TEST_KEY, "AIRFLOW_CONN_LETHE_AUDIT": estate.urls["lethe_audit"]}
+    ok = _cli(env, "audit", "verify")
+    assert ok.returncode == 0 and "intact: 2 entries" in ok.stdout
+    found = _cli(env, "audit", "find", "--email", " ANN.LEE@example.com")
+    assert found.returncode == 0 and "C1 deleted" in found.stdout and "ann.lee" not in found.stdout.lower()
+    assert "no audit entries" in _cli(env, "audit", "find", "--email", "nobody@example.com").stdout
+    with estate.engine("lethe_audit").begin() as conn:
+        conn.execute(update(audit_table).where(audit_table.c.seq == 1).values(action="kept"))
+    bad = _cli(env, "audit", "verify")
+    assert bad.returncode == 1 and "entry 1" in bad.stderr
+    no_key = _cli({k: v for k, v in env.items() if k not in ("LETHE_AUDIT_KEY", "LETHE_DEMO_KEY_FILE")},
+                  "audit", "verify")
+    assert no_key.returncode == 2 and "no audit key" in no_key.stderr

@@ -1,0 +1,189 @@
+"""The DAGs under the real Airflow runtime: import, conventions, and end-to-end ``dag.test()`` runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, TEST_KEY
+from lethe.audit import AuditTrail
+from lethe.config import DEFAULT_POLICY
+from lethe.db import make_engine
+from lethe.demo.seed import DemoSizes, seed_crm, seed_marketing
+from oracle import CRM_TABLES, MARKETING_TABLES, expected, snapshot
+
+pytestmark = pytest.mark.airflow
+AIRFLOW = Path(sys.executable).with_name("airflow")
+SQL_DAGS = ["lethe_crm_retention", "lethe_marketing_retention"]
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LETHE_"))},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PYTHONPATH": str(REPO / "include") + os.pathsep + str(REPO / "tests"),
+    }
+    subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([str(AIRFLOW), "pools", "set", "lethe_trial_drops", "2", "trial drops"], env=env,
+                   check=True, capture_output=True)
+    return env
+
+
+def run_runner(env, *args) -> tuple[dict, str]:
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "dag_runner.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, output[-4000:]
+    return json.loads(lines[-1].removeprefix("RESULT ")), output
+
+
+def test_every_dag_imports_and_follows_the_conventions(airflow_env):
+    found, _ = run_runner(airflow_env, "inspect")
+    assert found["errors"] == {}
+    assert set(SQL_DAGS) <= set(found["dags"])
+    for dag_id, dag in found["dags"].items():
+        assert dag["catchup"] is False and dag["max_active_runs"] == 1, dag_id
+        assert dag["schedule"] == "0 2 * * *", dag_id
+        assert "lethe" in dag["tags"] and "retention" in dag["tags"], dag_id
+        assert dag["params"] == ["as_of", "dry_run", "rules"], dag_id
+        assert dag["doc_md"].strip().startswith("###"), dag_id
+        for task_id, task in dag["tasks"].items():
+            assert task["owner"] == "lethe" and task["retries"] == 2, f"{dag_id}.{task_id}"
+    crm_tasks = set(found["dags"]["lethe_crm_retention"]["tasks"])
+    assert {"resolve_run", "C1.scan", "C1.enforce", "C1.summarise", "K1.scan", "report"} <= crm_tasks
+
+
+def test_a_broken_policy_is_an_import_error_not_a_run(airflow_env, tmp_path):
+    data = yaml.safe_load(DEFAULT_POLICY.read_text())
+    data["rules"][4]["period"] = "3 yrs"
+    bad = tmp_path / "retention.yaml"
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True))
+    found, _ = run_runner({**airflow_env, "LETHE_POLICY_FILE": str(bad)}, "inspect")
+    assert "lethe_crm_retention" not in found["dags"]
+    message = " ".join(found["errors"].values())
+    assert str(bad) in message and "rule C1" in message and "field period" in message
+
+
+def test_dag_files_parse_without_heavy_imports():
+    code = ("import sys, runpy; runpy.run_path(sys.argv[1]); "
+            "print(sorted(m for m in ('lethe.db', 'lethe.rules', 'lethe.runner', 'pandas', 'great_expectations', 'faker') if m in sys.modules))")
+    for dag_file in sorted((REPO / "dags").glob("lethe_*.py")):
+        out = subprocess.run([sys.executable, "-c", code, str(dag_file)], capture_output=True, text=True,
+                             env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip().splitlines()[-1] == "[]", dag_file.name
+
+
+@pytest.fixture
+def demo(airflow_env, tmp_path):
+    as_of = datetime(2026, 11, 26)
+    estate = tmp_path / "estate"
+    estate.mkdir()
+    urls = {name: f"sqlite:///{estate / (name + '.sqlite')}" for name in ("crm", "marketing", "audit")}
+    sizes = DemoSizes(companies=80, contacts=500, subscribers=400, consents=400, web_events=800)
+    crm = seed_crm(make_engine(urls["crm"]), as_of, sizes=sizes)
+    seed_marketing(make_engine(urls["marketing"]), as_of, crm["emails"], sizes=sizes)
+    env = {**airflow_env, "AIRFLOW_CONN_CRM": urls["crm"], "AIRFLOW_CONN_MARKETING": urls["marketing"],
+           "AIRFLOW_CONN_LETHE_AUDIT": urls["audit"], "LETHE_AUDIT_KEY": TEST_KEY,
+           "LETHE_REPORTS_DIR": str(tmp_path / "reports")}
+    return {"as_of": as_of, "urls": urls, "env": env, "reports": tmp_path / "reports", "crm": crm}
+
+
+def snapshots(urls):
+    return (snapshot(make_engine(urls["crm"]), CRM_TABLES), snapshot(make_engine(urls["marketing"]), MARKETING_TABLES))
+
+
+def run_dags(demo, conf=None):
+    conf = {"as_of": demo["as_of"].date().isoformat(), **(conf or {})}
+    outputs = {}
+    for dag_id in SQL_DAGS:
+        result, output = run_runner(demo["env"], "test", dag_id, demo["as_of"].isoformat(), json.dumps(conf))
+        outputs[dag_id] = (result, output)
+    return outputs
+
+
+def test_nightly_dags_end_to_end_leave_exactly_the_expected_records(demo):
+    crm_before, marketing_before = snapshots(demo["urls"])
+    crm_expected, marketing_expected = expected(crm_before, marketing_before, demo["as_of"], TEST_KEY)
+
+    outputs = run_dags(demo)
+    for dag_id, (result, output) in outputs.items():
+        assert result["state"] == "success", output[-4000:]
+    crm_after, marketing_after = snapshots(demo["urls"])
+    assert crm_after == crm_expected
+    assert marketing_after == marketing_expected
+
+    latest = json.loads((demo["reports"] / "latest" / "report.json").read_text())
+    by_rule = {r["rule"]: r for r in latest["rules"]}
+    assert sorted(by_rule) == ["C1", "K1", "N1", "W1", "W2"]
+    assert by_rule["C1"]["deleted"] == len(crm_before["contacts"]) - len(crm_after["contacts"])
+    assert by_rule["K1"]["period_is_default"] is True and by_rule["C1"]["period_is_default"] is False
+    assert all(r["remaining_after"] == 0 and r["status"] == "ok" for r in latest["rules"])
+    assert (demo["reports"] / "latest" / "report.html").exists()
+    assert AuditTrail(make_engine(demo["urls"]["audit"]), TEST_KEY).verify().ok
+
+    # No personal data of the estate in the audit trail, the reports or the task logs.
+    audit_dump = Path(demo["urls"]["audit"].removeprefix("sqlite:///")).read_bytes().decode("latin-1").lower()
+    reports = " ".join(p.read_text() for p in demo["reports"].rglob("report.*")).lower()
+    logs = " ".join(output for _, output in outputs.values()).lower()
+    personal = set()
+    for row in crm_before["contacts"].values():
+        personal.update(v for v in (row["email"], row["phone"], f"{row['first_name']} {row['last_name']}") if v)
+    for row in marketing_before["newsletter_subscribers"].values():
+        personal.add(row["email"])
+    for row in marketing_before["cookie_consents"].values():
+        personal.add(row["ip_address"])
+    for row in marketing_before["web_events"].values():
+        personal.add(row["ip_address"])
+    for value in personal:
+        value = value.lower()
+        assert value not in audit_dump and value not in reports and value not in logs, "personal data leaked"
+
+    # A second run changes nothing.
+    second = run_dags(demo)
+    assert all(result["state"] == "success" for result, _ in second.values())
+    assert snapshots(demo["urls"]) == (crm_after, marketing_after)
+    latest = json.loads((demo["reports"] / "latest" / "report.json").read_text())
+    assert all(r["deleted"] == 0 and r["anonymised"] == 0 for r in latest["rules"])
+
+
+def test_a_missing_audit_key_stops_the_run_before_anything_changes(demo):
+    env = {k: v for k, v in demo["env"].items() if k != "LETHE_AUDIT_KEY"}
+    before = snapshots(demo["urls"])
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "dag_runner.py"), "test", "lethe_crm_retention",
+                           demo["as_of"].isoformat(), "{}"], env=env, capture_output=True, text=True, timeout=600)
+    assert "no audit key" in proc.stdout + proc.stderr
+    assert snapshots(demo["urls"]) == before
+
+
+def test_dry_run_param_and_rule_selection(demo):
+    before = snapshots(demo["urls"])
+    outputs = run_dags(demo, {"dry_run": True, "rules": []})
+    assert all(result["state"] == "success" for result, _ in outputs.values())
+    assert snapshots(demo["urls"]) == before
+    latest = json.loads((demo["reports"] / "latest" / "report.json").read_text())
+    assert latest["dry_run"] is True and sum(r["deleted"] for r in latest["rules"]) > 0
+
+    result, output = run_runner(demo["env"], "test", "lethe_crm_retention", demo["as_of"].isoformat(),
+                                json.dumps({"as_of": "2026-11-26", "rules": ["K1"]}))
+    assert result["state"] == "success", output[-3000:]
+    assert result["tasks"]["C1.enforce"].endswith("skipped") and result["tasks"]["K1.enforce"].endswith("success")
+    crm_after, _ = snapshots(demo["urls"])
+    assert len(crm_after["contacts"]) == len(before[0]["contacts"])  # C1 did not run, K1 only anonymises
+
+    bad, output = run_runner(demo["env"], "test", "lethe_crm_retention", demo["as_of"].isoformat(),
+                             json.dumps({"rules": ["C9"]}))
+    assert bad["state"].endswith("failed") and "unknown rule id" in output
