@@ -89,7 +89,8 @@ def _context_for(run: dict[str, Any]):
     ti = context["ti"]
     return make_context(run_id=run["run_id"], dag_id=ti.dag_id, task_id=ti.task_id,
                         as_of=to_utc_naive(run["as_of"]), dry_run=run["dry_run"], key=audit_key(),
-                        engines=Engines(resolve=connection_url), folder_for=connection_path)
+                        engines=Engines(resolve=connection_url), folder_for=connection_path,
+                        batch_size=int(os.environ.get("LETHE_BATCH_SIZE", "1000")))
 
 
 @task
