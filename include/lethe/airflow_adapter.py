@@ -122,6 +122,76 @@ def _selected(run: dict[str, Any], rule_id: str) -> None:
         raise AirflowSkipException(f"{rule_id} not selected in this run")
 
 
+def _scan_task(rule_id: str):
+    @task(task_id="scan")
+    def scan(run: dict[str, Any]) -> dict[str, Any]:
+        """Check the inventory's names against the live system and count; changes nothing."""
+        from lethe.runner import scan_rule
+
+        _selected(run, rule_id)
+        with configuration_errors_fail_fast():
+            return scan_rule(_context_for(run), rule_id)
+
+    return scan
+
+
+def _enforce_task(rule_id: str):
+    @task(task_id="enforce")
+    def enforce(run: dict[str, Any], scanned: dict[str, Any]) -> dict[str, Any]:
+        """Delete or anonymise in batches; each batch commits with its audit entries."""
+        from lethe.runner import enforce_rule
+
+        with configuration_errors_fail_fast():
+            return enforce_rule(_context_for(run), rule_id)
+
+    return enforce
+
+
+def _items_task(rule_id: str):
+    @task(task_id="items")
+    def items(run: dict[str, Any], scanned: dict[str, Any]) -> list[dict[str, Any]]:
+        """The work list (trial databases, log files) the mapped enforce tasks take one each."""
+        from lethe.runner import work_items
+
+        found = work_items(_context_for(run), rule_id)
+        log.info("%s: %d item(s) to process%s", rule_id, len(found),
+                 " (dry run: none will change)" if run["dry_run"] else "")
+        return found
+
+    return items
+
+
+def _enforce_item_task(rule_id: str, pool: str | None):
+    @task(task_id="enforce", map_index_template="{{ lethe_item }}", **({"pool": pool} if pool else {}))
+    def enforce(run: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+        """One item; the UI names the mapped task instance after it."""
+        from lethe.runner import enforce_item
+
+        get_current_context()["lethe_item"] = item["name"]
+        with configuration_errors_fail_fast():
+            return enforce_item(_context_for(run), rule_id, item)
+
+    return enforce
+
+
+def _summarise_task(rule_id: str, mapped: bool):
+    # A mapped rule is summarised even when some items failed, so the report can say which.
+    @task(task_id="summarise", trigger_rule="all_done" if mapped else "all_success")
+    def summarise(run: dict[str, Any], scanned: dict[str, Any], enforced) -> dict[str, Any]:
+        """Count what is still due after enforcement: zero unless this was a dry run."""
+        from lethe.runner import combine_items, summarise_rule
+
+        _selected(run, rule_id)
+        if scanned is None:
+            raise AirflowFailException(f"{rule_id}: the scan did not finish; nothing to summarise")
+        ctx = _context_for(run)
+        if mapped:
+            enforced = combine_items(ctx, rule_id, scanned, list(enforced or []))
+        return summarise_rule(ctx, rule_id, enforced)
+
+    return summarise
+
+
 def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
     """scan -> enforce -> summarise for one rule, as a task group named after the rule.
 
@@ -129,81 +199,16 @@ def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
     scan, and one ``enforce`` task instance is mapped over each item, named after it in the UI.
     ``pool`` bounds how many of those run at once.
     """
-    if mapped:
-        return _mapped_rule_tasks(rule_id, pool)
 
     @task_group(group_id=rule_id, tooltip=f"Retention rule {rule_id}")
     def group(run: dict[str, Any]):
-        @task(task_id="scan")
-        def scan(run: dict[str, Any]) -> dict[str, Any]:
-            from lethe.runner import scan_rule
-
-            _selected(run, rule_id)
-            with configuration_errors_fail_fast():
-                return scan_rule(_context_for(run), rule_id)
-
-        @task(task_id="enforce")
-        def enforce(run: dict[str, Any], scanned: dict[str, Any]) -> dict[str, Any]:
-            from lethe.runner import enforce_rule
-
-            with configuration_errors_fail_fast():
-                return enforce_rule(_context_for(run), rule_id)
-
-        @task(task_id="summarise")
-        def summarise(run: dict[str, Any], enforced: dict[str, Any]) -> dict[str, Any]:
-            from lethe.runner import summarise_rule
-
-            return summarise_rule(_context_for(run), rule_id, enforced)
-
-        return summarise(run, enforce(run, scan(run)))
-
-    return group
-
-
-def _mapped_rule_tasks(rule_id: str, pool: str | None):
-    @task_group(group_id=rule_id, tooltip=f"Retention rule {rule_id}")
-    def group(run: dict[str, Any]):
-        @task(task_id="scan")
-        def scan(run: dict[str, Any]) -> dict[str, Any]:
-            from lethe.runner import scan_rule
-
-            _selected(run, rule_id)
-            with configuration_errors_fail_fast():
-                return scan_rule(_context_for(run), rule_id)
-
-        @task(task_id="items")
-        def items(run: dict[str, Any], scanned: dict[str, Any]) -> list[dict[str, Any]]:
-            from lethe.runner import work_items
-
-            found = work_items(_context_for(run), rule_id)
-            log.info("%s: %d item(s) to process%s", rule_id, len(found),
-                     " (dry run: none will change)" if run["dry_run"] else "")
-            return found
-
-        @task(task_id="enforce", map_index_template="{{ lethe_item }}",
-              **({"pool": pool} if pool else {}))
-        def enforce(run: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-            from lethe.runner import enforce_item
-
-            get_current_context()["lethe_item"] = item["name"]
-            with configuration_errors_fail_fast():
-                return enforce_item(_context_for(run), rule_id, item)
-
-        @task(task_id="summarise", trigger_rule="all_done")
-        def summarise(run: dict[str, Any], scanned: dict[str, Any], results) -> dict[str, Any]:
-            from lethe.runner import combine_items, summarise_rule
-
-            _selected(run, rule_id)
-            if scanned is None:
-                raise RuntimeError(f"{rule_id}: the scan did not finish; nothing to summarise")
-            ctx = _context_for(run)
-            results = list(results or [])
-            combined = combine_items(ctx, rule_id, scanned, results)
-            return summarise_rule(ctx, rule_id, combined)
-
-        scanned = scan(run)
-        work = items(run, scanned)
-        return summarise(run, scanned, enforce.partial(run=run).expand(item=work))
+        scanned = _scan_task(rule_id)(run)
+        if mapped:
+            work = _items_task(rule_id)(run, scanned)
+            enforced = _enforce_item_task(rule_id, pool).partial(run=run).expand(item=work)
+        else:
+            enforced = _enforce_task(rule_id)(run, scanned)
+        return _summarise_task(rule_id, mapped)(run, scanned, enforced)
 
     return group
 
