@@ -9,7 +9,9 @@ The same as-of and seed always give the same estate.
 from __future__ import annotations
 
 import random
+import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -149,18 +151,6 @@ def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes |
     _insert(engine, schema.contacts, contacts)
     _insert(engine, schema.interactions, interactions)
 
-    # Trial sign-ups (rule T1 works on these; C1 deletes them with their contact).
-    trials = []
-    for tid in range(1, 121):
-        started = as_of - timedelta(days=rng.randint(5, 400), seconds=rng.randint(0, 86399))
-        ends = started + timedelta(days=30)
-        subscribed = ends - timedelta(days=rng.randint(0, 29)) if rng.random() < 0.3 else None
-        trials.append({"id": tid, "contact_id": rng.randint(1, len(contacts)),
-                       "database_name": f"trial_{fake.unique.slug().replace('-', '_')[:40]}",
-                       "trial_started_at": started, "trial_ends_at": ends, "subscribed_at": subscribed,
-                       "database_dropped_at": None})
-    _insert(engine, schema.trial_signups, trials)
-
     # Holds and restrictions: in force, released before the as-of, placed after it.
     sample = rng.sample(used, 120)
     holds, restrictions = [], []
@@ -187,7 +177,66 @@ def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes |
                   "released_at": None, "reason": "dispute"})
     _insert(engine, schema.legal_holds, holds)
     _insert(engine, schema.restrictions, restrictions)
+    _seed_trial_signups(engine, as_of, seed, contacts, holds, restrictions, sample)
     return {"emails": used}
+
+
+def _trial_name(fake: Faker, tid: int) -> str:
+    """``trial_`` + an ASCII slug of a company name + the id (unique, within the T1 pattern)."""
+    slug = unicodedata.normalize("NFKD", fake.company()).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "_", slug).strip("_")[:40] or "planning"
+    return f"trial_{slug}_{tid}"
+
+
+def _seed_trial_signups(engine: Engine, as_of: datetime, seed: int, contacts: list[dict], holds: list[dict],
+                        restrictions: list[dict], sample: list[str]) -> None:
+    """A few hundred free-trial sign-ups around the T1 boundary (trial end + 90 days).
+
+    Their own generators keep the rest of the CRM as it is when these change. Sign-ups go to
+    contacts no other rule removes at this as-of (C1 would delete a sign-up row with its contact,
+    leaving the trial database without its catalog row); a few go to held and restricted contacts.
+    """
+    fake = Faker(["nl_NL", "fr_FR", "en_GB"])
+    fake.seed_instance(seed + 1000)
+    rng = random.Random(seed + 1000)
+    recent = as_of - timedelta(days=730)
+    pool = [c["id"] for c in contacts
+            if c["created_at"] >= recent or (c["last_contact_at"] and c["last_contact_at"] >= recent)]
+    by_email = {c["email"]: c["id"] for c in contacts}
+    # holds[i] and restrictions[i] were drawn for sample[i] and sample[60 + i].
+    held = [by_email[sample[i]] for i, h in enumerate(holds[:60])
+            if h["placed_at"] <= as_of and (h["released_at"] is None or h["released_at"] > as_of)]
+    lapsed = [by_email[sample[i]] for i, h in enumerate(holds[:60])
+              if (h["released_at"] is not None and h["released_at"] <= as_of) or h["placed_at"] > as_of]
+    restricted = [by_email[sample[60 + i]] for i, r in enumerate(restrictions) if r["lifted_at"] is None]
+    t1 = Period(days=90)
+    deadline = at_deadline(as_of, t1)  # a trial ending here is due exactly at the as-of
+    trials = []
+
+    def signup(ends: datetime, contact_id: int, subscribed: datetime | None = None,
+               dropped: datetime | None = None) -> None:
+        tid = len(trials) + 1
+        trials.append({"id": tid, "contact_id": contact_id, "database_name": _trial_name(fake, tid),
+                       "trial_started_at": ends - timedelta(days=30), "trial_ends_at": ends,
+                       "subscribed_at": subscribed, "database_dropped_at": dropped})
+
+    for _ in range(300):
+        started = as_of - timedelta(days=rng.randint(5, 420), seconds=rng.randint(0, 86399))
+        ends = started + timedelta(days=30)
+        subscribed = ends - timedelta(days=rng.randint(0, 29)) if rng.random() < 0.3 else None
+        signup(ends, rng.choice(pool), subscribed)
+    # Boundaries: due exactly at the as-of, one second earlier (due), one second later (not yet).
+    for offset in (timedelta(0), -SECOND, SECOND):
+        signup(deadline + offset, rng.choice(pool))
+    signup(deadline, rng.choice(pool), subscribed=deadline - timedelta(days=3))  # converted: kept
+    # Held and restricted sign-up contacts keep long-due trials; lapsed holds do not.
+    for contact_id in held[:4] + restricted[:3] + lapsed[:2]:
+        signup(deadline - timedelta(days=rng.randint(10, 200)), contact_id)
+    # Dropped by earlier runs: no database any more.
+    for _ in range(20):
+        ends = deadline - timedelta(days=rng.randint(30, 600))
+        signup(ends, rng.choice(pool), dropped=add_period(ends, t1) + timedelta(days=1))
+    _insert(engine, schema.trial_signups, trials)
 
 
 def seed_marketing(engine: Engine, as_of: datetime, crm_emails: list[str], seed: int = 43,

@@ -1,0 +1,704 @@
+"""Rule T1: drop each unconverted free-trial database 90 days after its trial ends (policy §6.2).
+
+The server of connection ``trials`` holds one database per trial (on SQLite: one ``<name>.sqlite``
+file per trial in the folder the connection names). The catalog, a table in another SQL source
+(``crm.trial_signups``), names each trial's database. A database is dropped only when **all** of
+these hold:
+
+* its name fully matches the inventory's anchored ``name_pattern`` and is a plain identifier
+  (letters, digits, underscore): a name with any other character is refused and reported, never
+  quoted into a statement; system databases and Lethe's own databases are never candidates;
+* a sign-up row names it, and every live (not yet dropped) row naming it is eligible:
+  not converted (``subscribed_at`` is null), ``trial_ends_at`` + period <= the run's as-of
+  (calendar arithmetic in the database, as every rule), and the sign-up contact's e-mail is under
+  no legal hold or restriction in force at the as-of. One converted row keeps the database: a
+  customer who subscribed uses it, and a dropped database cannot be brought back;
+* the database exists on the server now (checked again just before the drop).
+
+A subscription is honoured whatever its date, even one recorded after the as-of of a re-run:
+the decision errs on keeping a customer's data. Trial-like names on the server without a live
+sign-up row ("orphans") are reported for a person to look at and never dropped.
+
+**Intent and done.** A drop cannot share a transaction with the audit trail, so it is bracketed:
+
+1. a ``drop_intent`` entry (database name, per-table row counts, the sign-up keys, subject key
+   of the sign-up contact) is chained *before* the drop;
+2. ``DROP DATABASE`` (PostgreSQL ``WITH (FORCE)``; MariaDB after ending other sessions on it;
+   SQLite: the file and its journal files, after our engine on it is disposed);
+3. the ``database_dropped`` entry is staged in the catalog database's audit outbox *in the same
+   transaction* that sets the sign-up rows' ``dropped_at``, then drained into the chain.
+
+An intent without a later ``database_dropped`` entry for the same database is *open*. The next
+run (or an Airflow retry) finds it: if the database is gone, step 3 is done for it (details say
+``recovered``; the rows' ``dropped_at`` is the as-of of the run that wrote the intent, the run that
+dropped it); if it still exists and is still eligible, it is dropped again with a fresh intent.
+Either way exactly one ``database_dropped`` entry is written and the drop is counted once.
+
+``dropped_at`` on the catalog row is the as-of of the run that dropped the database (so a re-run
+of the same as-of writes the same value); the wall-clock time of the drop is the audit entry's
+``recorded_at``.
+
+The report (``RuleResult``): ``deleted`` counts dropped databases and ``related`` their rows per
+table; ``exempt_hold``/``exempt_restriction`` the due databases kept for the sign-up contact;
+``overdue_before`` the droppable ones already past the overdue period when the run started.
+``extra``: ``kept_converted``, ``kept_held``, ``not_yet_due`` with ``next_due`` (the earliest
+date one becomes due; the task log gives each database's), ``orphans``, ``refused`` (due by the
+catalog but a name T1 will not use), ``missing`` (due, not on the server, and no record of
+Lethe dropping it: for a person to look at), ``to_recover``/``recovered`` (unfinished drops).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, bindparam, false, func, inspect, select, table, text, update
+from sqlalchemy.engine import URL, Engine
+
+from lethe.audit import AuditEntry, AuditTrail, audit_table, outbox_table
+from lethe.config import IDENTIFIER, SqlSource, TrialDatabasesSource
+from lethe.db import add_period_sql, due_by, make_engine, normalise_url, normalised_email, timestamp_sql
+from lethe.exemptions import Exemptions, load_exemptions
+from lethe.rules.base import RuleAction, RuleResult, register
+from lethe.schema import SchemaMismatch
+from lethe.subjects import subject_key
+
+log = logging.getLogger("lethe")
+
+# Never candidates, whatever the configured pattern says.
+SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1", "mysql", "information_schema",
+                              "performance_schema", "sys"})
+SQLITE_SUFFIX = ".sqlite"
+# SQLite keeps these next to a database file; they go with it.
+SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
+
+INTENT = "drop_intent"
+DONE = "database_dropped"
+WOULD_DROP = "would_drop_database"
+WOULD_RECORD = "would_record_dropped"
+
+# How a database's sign-up rows decide, most protective first.
+CONVERTED, NOT_YET_DUE, HELD, RESTRICTED, ELIGIBLE = "converted", "not_yet_due", "held", "restricted", "eligible"
+_PRECEDENCE = (CONVERTED, NOT_YET_DUE, HELD, RESTRICTED, ELIGIBLE)
+NO_SIGNUP = "no sign-up row"
+LIST_LIMIT = 50  # names listed in a report's extra counts; the task log lists them all
+
+
+@dataclass
+class SignupRow:
+    """One live catalog row as the database decided it (no personal data)."""
+
+    key: Any
+    name: str
+    converted: bool
+    due: bool
+    overdue: bool
+    deadline: datetime | None
+    held: bool
+    restricted: bool
+
+    @property
+    def status(self) -> str:
+        if self.converted:
+            return CONVERTED
+        if not self.due:
+            return NOT_YET_DUE
+        if self.held:
+            return HELD
+        if self.restricted:
+            return RESTRICTED
+        return ELIGIBLE
+
+
+@dataclass
+class Trial:
+    """One database name: what its sign-up rows say and whether the server has it."""
+
+    name: str
+    rows: list[SignupRow]
+    present: bool
+    refused: str = ""  # why the name may never be put in a statement ("" when it may)
+    intent: dict[str, Any] | None = None  # the newest open intent for this name
+
+    @property
+    def keys(self) -> list:
+        return [row.key for row in self.rows]
+
+    @property
+    def status(self) -> str:
+        found = {row.status for row in self.rows}
+        return next((s for s in _PRECEDENCE if s in found), NO_SIGNUP)
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When every row is due (the database can go only then)."""
+        dates = [row.deadline for row in self.rows]
+        return None if any(d is None for d in dates) else max(dates)
+
+    @property
+    def overdue(self) -> bool:
+        return all(row.overdue for row in self.rows)
+
+    @property
+    def droppable(self) -> bool:
+        return not self.refused and self.present and self.status == ELIGIBLE
+
+    @property
+    def recoverable(self) -> bool:
+        """Dropped by an earlier attempt that did not get to record it."""
+        return self.intent is not None and not self.present
+
+
+@dataclass
+class Survey:
+    """The catalog and the server side by side, at the run's as-of."""
+
+    trials: dict[str, Trial] = field(default_factory=dict)
+    orphans: list[str] = field(default_factory=list)
+
+    @property
+    def items(self) -> list[Trial]:
+        return [t for t in self.trials.values() if t.droppable or t.recoverable]
+
+
+@register
+class TrialDrop(RuleAction):
+    """``drop_database`` on a ``trial_databases`` source, one mapped task per database."""
+
+    name = "drop_database"
+    source_kind = "trial_databases"
+    mapped = True
+
+    def __init__(self, ctx, policy_rule):
+        super().__init__(ctx, policy_rule)
+        self.source: TrialDatabasesSource
+        self.source, self.rule = ctx.inventory.rule(policy_rule.id)
+        self.catalog = self.source.catalog
+        self.pattern = re.compile(self.source.name_pattern)
+        self._metadata: MetaData | None = None
+        self._exemptions: Exemptions | None = None
+
+    # ------------------------------------------------------------------ connections
+
+    @property
+    def catalog_source(self) -> SqlSource:
+        return self.ctx.inventory.sources[self.catalog.source]
+
+    @property
+    def catalog_engine(self) -> Engine:
+        return self.ctx.engine_for(self.catalog_source.connection_id)
+
+    @property
+    def server_url(self) -> URL:
+        if self.ctx.url_for is None:
+            raise RuntimeError("the run context resolves no connection URLs (url_for)")
+        return normalise_url(self.ctx.url_for(self.source.connection_id))
+
+    @property
+    def backend(self) -> str:
+        return self.server_url.get_backend_name()
+
+    @property
+    def folder(self) -> Path:
+        """SQLite: the folder holding one file per trial database."""
+        return Path(self.server_url.database or "")
+
+    @property
+    def server(self) -> Engine:
+        """PostgreSQL/MariaDB: the connection's own database, used to list and drop the others."""
+        return self.ctx.engine_for(self.source.connection_id)
+
+    def database_url(self, name: str) -> URL:
+        if self.backend == "sqlite":
+            return URL.create("sqlite", database=str(self.folder / f"{name}{SQLITE_SUFFIX}"))
+        return self.server_url.set(database=name)
+
+    @property
+    def exemptions(self) -> Exemptions:
+        if self._exemptions is None:
+            self._exemptions = load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of)
+        return self._exemptions
+
+    def new_result(self) -> RuleResult:
+        result = super().new_result()
+        result.source = self.source.source
+        return result
+
+    # ------------------------------------------------------------------ checks
+
+    def check(self) -> None:
+        """The catalog's table and columns exist and the server (or folder) answers."""
+        if self.catalog_source.kind != "sql":
+            raise SchemaMismatch(f"source {self.source.source}: catalog.source {self.catalog.source!r} "
+                                 "is not a SQL source. Nothing was changed.")
+        self._metadata = self._reflect_catalog()
+        if self.backend not in ("sqlite", "postgresql", "mysql"):
+            raise SchemaMismatch(f"connection {self.source.connection_id!r}: {self.backend} servers "
+                                 "are not supported for trial databases. Nothing was changed.")
+        if self.backend == "sqlite" and not self.folder.is_dir():
+            raise SchemaMismatch(f"connection {self.source.connection_id!r}: the trial folder "
+                                 f"{self.folder} does not exist. Nothing was changed.")
+        self.list_databases()
+
+    def _reflect_catalog(self) -> MetaData:
+        cat, contact = self.catalog, self.catalog.contact
+        need = {cat.table: {cat.primary_key, cat.database_name, cat.trial_ends_at, cat.subscribed_at,
+                            cat.dropped_at, contact.foreign_key},
+                contact.table: {contact.primary_key, contact.email}}
+        live = inspect(self.catalog_engine)
+        tables = set(live.get_table_names())
+        problems = []
+        for name, columns in sorted(need.items()):
+            if name not in tables:
+                problems.append(f"table {name!r} does not exist")
+                continue
+            have = {c["name"] for c in live.get_columns(name)}
+            problems += [f"column {name}.{c} does not exist" for c in sorted(columns - have)]
+        if problems:
+            raise SchemaMismatch(
+                f"inventory source {self.source.source!r} (catalog) does not match the database of "
+                f"connection {self.catalog_source.connection_id!r}: " + "; ".join(problems)
+                + ". Nothing was changed.")
+        metadata = MetaData()
+        metadata.reflect(self.catalog_engine, only=sorted(need))
+        return metadata
+
+    @property
+    def metadata(self) -> MetaData:
+        if self._metadata is None:
+            self._metadata = self._reflect_catalog()
+        return self._metadata
+
+    def protected(self) -> set[str]:
+        """Names of the databases Lethe itself uses on the same server (or in the same folder)."""
+        names = {self.server_url.database or ""} if self.backend != "sqlite" else set()
+        for url in (self.catalog_engine.url, self.ctx.audit.engine.url):
+            if url.get_backend_name() != self.backend or not url.database:
+                continue
+            if self.backend == "sqlite":
+                path = Path(url.database).resolve()
+                if path.parent == self.folder.resolve() and path.name.endswith(SQLITE_SUFFIX):
+                    names.add(path.name[:-len(SQLITE_SUFFIX)])
+            else:
+                names.add(url.database)
+        return names - {""}
+
+    def refusal(self, name: Any, protected: set[str]) -> str:
+        """Why ``name`` may never reach a statement; "" when it may."""
+        if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+            return "not a plain name (letters, digits, underscore only)"
+        if not self.pattern.fullmatch(name):
+            return "does not match the name pattern"
+        if name.lower() in SYSTEM_DATABASES:
+            return "a system database"
+        if name in protected:
+            return "one of Lethe's own databases"
+        return ""
+
+    # ------------------------------------------------------------------ the server
+
+    def list_databases(self) -> set[str]:
+        """Every database on the server (SQLite: every regular ``*.sqlite`` file), as named there."""
+        if self.backend == "sqlite":
+            # A symbolic link is not a trial database: dropping it could not remove the data anyway.
+            return {p.name[:-len(SQLITE_SUFFIX)] for p in self.folder.iterdir()
+                    if p.name.endswith(SQLITE_SUFFIX) and p.is_file() and not p.is_symlink()}
+        if self.backend == "postgresql":
+            query = text("SELECT datname FROM pg_database")
+        else:
+            query = text("SELECT schema_name FROM information_schema.schemata")
+        with self.server.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
+    def count_rows(self, name: str) -> dict[str, int | None]:
+        """Rows per table of one trial database (its default schema), for the intent entry (read only)."""
+        if self.backend == "sqlite" and not (self.folder / f"{name}{SQLITE_SUFFIX}").is_file():
+            # Connecting would create an empty file; the next run sees it gone and decides again.
+            raise FileNotFoundError(f"{name}{SQLITE_SUFFIX} went away before it was dropped")
+        engine = make_engine(self.database_url(name))
+        try:
+            with engine.connect() as conn:
+                counts: dict[str, int | None] = {}
+                for table_name in sorted(inspect(conn).get_table_names()):
+                    # The table names come from the trial database, not the inventory: only plain
+                    # names are counted, any other is listed without a count.
+                    if IDENTIFIER.fullmatch(table_name):
+                        counts[table_name] = int(conn.execute(
+                            select(func.count()).select_from(table(table_name))).scalar_one())
+                    else:
+                        counts[table_name] = None
+                return counts
+        finally:
+            engine.dispose()  # SQLite: no connection of ours may stay open on a file we remove
+
+    def drop_database(self, name: str) -> None:
+        """Drop one validated trial database; callers checked it is eligible and chained the intent."""
+        refused = self.refusal(name, self.protected())
+        if refused:  # the last gate before a statement
+            raise ValueError(f"refusing to drop {name!r}: {refused}")
+        if self.backend == "sqlite":
+            path = self.folder / f"{name}{SQLITE_SUFFIX}"
+            if path.is_symlink():
+                raise ValueError(f"refusing to drop {name!r}: {path} is a symbolic link")
+            for companion in SQLITE_COMPANIONS:
+                Path(f"{path}{companion}").unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            return
+        server = self.server.execution_options(isolation_level="AUTOCOMMIT")
+        quoted = server.dialect.identifier_preparer.quote(name)
+        with server.connect() as conn:
+            if self.backend == "postgresql":
+                # FORCE ends other sessions on it (PostgreSQL 13+); otherwise the drop would fail.
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+            else:
+                # information_schema compares names case-insensitively: match exactly in Python.
+                sessions = conn.execute(text(
+                    "SELECT id, db FROM information_schema.processlist WHERE id <> CONNECTION_ID()"))
+                for session_id, db in sessions.all():
+                    if db == name:
+                        conn.exec_driver_sql(f"KILL CONNECTION {int(session_id)}")
+                # A session we could not end must not block the task for MariaDB's default year.
+                conn.exec_driver_sql("SET SESSION lock_wait_timeout = 120")
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
+
+    # ------------------------------------------------------------------ the catalog
+
+    def _among(self, column, addresses: frozenset[str]):
+        if not addresses:
+            return false()
+        return normalised_email(column).in_(bindparam(None, sorted(addresses), expanding=True))
+
+    def catalog_rows(self, name: str | None = None) -> list[SignupRow]:
+        """Live sign-up rows, each decided in one set-based query at the as-of."""
+        cat, contact = self.catalog, self.catalog.contact
+        t, c = self.metadata.tables[cat.table], self.metadata.tables[contact.table]
+        trigger = timestamp_sql(t.c[cat.trial_ends_at])
+        email = c.c[contact.email]
+        held = self.exemptions.held
+        restricted = self.exemptions.restricted - held
+        period, as_of = self.policy_rule.period, self.ctx.as_of
+        query = (
+            select(t.c[cat.primary_key], t.c[cat.database_name], t.c[cat.subscribed_at].is_not(None),
+                   due_by(trigger, period, as_of), due_by(trigger, self.policy_rule.overdue_period, as_of),
+                   add_period_sql(trigger, period), self._among(email, held), self._among(email, restricted))
+            .select_from(t.outerjoin(c, c.c[contact.primary_key] == t.c[contact.foreign_key]))
+            .where(t.c[cat.dropped_at].is_(None))
+            .order_by(t.c[cat.primary_key])
+        )
+        if name is not None:
+            query = query.where(t.c[cat.database_name] == name)
+        with self.catalog_engine.connect() as conn:
+            return [SignupRow(key=r[0], name=r[1], converted=bool(r[2]), due=bool(r[3]), overdue=bool(r[4]),
+                              deadline=r[5], held=bool(r[6]), restricted=bool(r[7]))
+                    for r in conn.execute(query)]
+
+    def subject_of(self, key: Any) -> str:
+        """The audit subject key of a sign-up row's contact (keyed hash; the address stays here)."""
+        cat, contact = self.catalog, self.catalog.contact
+        t, c = self.metadata.tables[cat.table], self.metadata.tables[contact.table]
+        with self.catalog_engine.connect() as conn:
+            address = conn.execute(
+                select(c.c[contact.email])
+                .select_from(t.join(c, c.c[contact.primary_key] == t.c[contact.foreign_key]))
+                .where(t.c[cat.primary_key] == key)
+            ).scalar()
+        if address:
+            return subject_key(self.ctx.key, "email", address)
+        return subject_key(self.ctx.key, "record", key, source=self.catalog.source, table=self.catalog.table)
+
+    # ------------------------------------------------------------------ open intents
+
+    def open_intents(self, name: str | None = None) -> dict[str, dict[str, Any]]:
+        """Intent entries not followed by a done entry, by database name (the newest intent wins)."""
+        conditions = [audit_table.c.rule_id == self.policy_rule.id, audit_table.c.source == self.source.source,
+                      audit_table.c.action.in_([INTENT, DONE]), audit_table.c.dry_run == False]  # noqa: E712
+        if name is not None:
+            # Narrow in SQL by the name's JSON text, then compare exactly below.
+            conditions.append(audit_table.c.details.contains(f'"database": {json.dumps(name)}', autoescape=True))
+        found: dict[str, dict[str, Any]] = {}
+        for row in self.ctx.audit.entries(*conditions):
+            details = json.loads(row["details"])
+            database = details.get("database")
+            if name is not None and database != name:
+                continue
+            if row["action"] == INTENT:
+                found[database] = {"entry_id": row["entry_id"], "as_of": row["as_of"], "run_id": row["run_id"],
+                                   "subject_key": row["subject_key"], **details}
+            else:
+                found.pop(database, None)
+        # A done entry committed with its catalog update but not yet chained closes its intent too;
+        # read, not drained, so that a dry run sees the same as a real run and changes nothing.
+        for entry in self._staged():
+            database = entry.details.get("database")
+            if entry.action == DONE and database in found and entry.details.get("intent") == found[database]["entry_id"]:
+                del found[database]
+        return found
+
+    def _staged(self) -> list[AuditEntry]:
+        if not inspect(self.catalog_engine).has_table(outbox_table.name):
+            return []
+        with self.catalog_engine.connect() as conn:
+            payloads = conn.execute(select(outbox_table.c.payload)).scalars().all()
+        entries = [AuditEntry.from_payload(p) for p in payloads]
+        return [e for e in entries if e.rule_id == self.policy_rule.id and e.source == self.source.source
+                and not e.dry_run]
+
+    # ------------------------------------------------------------------ the survey
+
+    def survey(self, name: str | None = None) -> Survey:
+        """The catalog, the server and the open intents side by side (changes nothing)."""
+        rows = self.catalog_rows(name)
+        present = self.list_databases()
+        intents = self.open_intents(name)
+        protected = self.protected()
+        survey = Survey()
+        for row in rows:
+            trial = survey.trials.get(row.name)
+            if trial is None:
+                trial = survey.trials[row.name] = Trial(row.name, [], present=row.name in present,
+                                                        refused=self.refusal(row.name, protected))
+            trial.rows.append(row)
+        for database, intent in intents.items():
+            trial = survey.trials.get(database)
+            if trial is None:
+                # Its sign-up rows went away after the intent; the database may still need recording.
+                trial = survey.trials[database] = Trial(database, [], present=database in present,
+                                                        refused=self.refusal(database, protected))
+            trial.intent = intent
+        if name is None:
+            survey.orphans = sorted(
+                n for n in present
+                if n not in survey.trials and not self.refusal(n, protected)
+            )
+        return survey
+
+    # ------------------------------------------------------------------ the interface
+
+    def scan(self) -> RuleResult:
+        survey = self.survey()
+        result = self.new_result()
+        kept: Counter = Counter()
+        not_yet_due: list[Trial] = []
+        refused, missing = [], []
+        for trial in survey.trials.values():
+            if not trial.rows:
+                continue  # only an open intent: counted with the items
+            status = trial.status
+            if trial.refused:
+                if status == ELIGIBLE:
+                    refused.append(trial)
+                continue
+            if status == ELIGIBLE and not trial.present and trial.intent is None:
+                missing.append(trial.name)
+            if not trial.present:
+                continue
+            if status == NOT_YET_DUE:
+                not_yet_due.append(trial)
+            elif status != ELIGIBLE:
+                kept[status] += 1
+            elif trial.overdue:
+                result.overdue_before += 1
+        items = survey.items
+        result.eligible = len(items)
+        result.exempt_hold = kept[HELD]
+        result.exempt_restriction = kept[RESTRICTED]
+        dates = sorted(t.deadline for t in not_yet_due if t.deadline is not None)
+        result.extra = {
+            "kept_converted": kept[CONVERTED],
+            "kept_held": kept[HELD] + kept[RESTRICTED],
+            "not_yet_due": len(not_yet_due),
+            "next_due": dates[0].date().isoformat() if dates else None,
+            "orphans": len(survey.orphans),
+            "refused": len(refused),
+            "missing": len(missing),
+            "to_recover": sum(1 for t in items if t.recoverable),
+        }
+        if survey.orphans:
+            result.extra["orphan_names"] = _listed(survey.orphans)
+        if refused:
+            result.extra["refused_names"] = _listed([repr(t.name) for t in refused])
+        if missing:
+            result.extra["missing_names"] = _listed(sorted(missing))
+        self._log_scan(survey, items, not_yet_due, refused, missing)
+        return result
+
+    def _log_scan(self, survey: Survey, items, not_yet_due, refused, missing) -> None:
+        rid = self.policy_rule.id
+        for trial in sorted(items, key=lambda t: t.name):
+            log.info("%s: %s %s%s", rid, "would drop" if self.ctx.dry_run else "to drop", trial.name,
+                     " (dropped by an earlier attempt: to be recorded)" if trial.recoverable else
+                     " (overdue)" if trial.overdue else "")
+        for trial in sorted(not_yet_due, key=lambda t: (t.deadline or datetime.max, t.name)):
+            log.info("%s: %s not yet due: due %s", rid, trial.name,
+                     trial.deadline.isoformat(sep=" ") if trial.deadline else "(no trial end date)")
+        for name in survey.orphans:
+            log.warning("%s: orphan database %s: named like a trial but no sign-up row names it; "
+                        "kept for a person to look at", rid, name)
+        for trial in refused:
+            # repr: the name is data from the catalog and may hold control characters.
+            log.warning("%s: refused %r (sign-up keys %s): %s; never dropped, fix the catalog row",
+                        rid, trial.name, trial.keys, trial.refused)
+        for name in missing:
+            log.warning("%s: %s is due but not on the server, and Lethe has no record of dropping it",
+                        rid, name)
+        for trial in survey.trials.values():
+            if trial.intent is not None and trial.present and not trial.droppable:
+                log.warning("%s: an earlier run meant to drop %s but it is now kept (%s)", rid, trial.name,
+                            trial.refused or (trial.status if trial.rows else "no sign-up row"))
+
+    def work_items(self) -> list[dict[str, Any]]:
+        if not self.ctx.dry_run:
+            self._drain()
+        return [{"name": t.name, "key": t.keys[0] if t.keys else None, "keys": t.keys,
+                 "recover": t.recoverable}
+                for t in sorted(self.survey().items, key=lambda t: t.name)]
+
+    def enforce_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Drop one database, deciding again from the catalog and the server (not from the item)."""
+        name = item["name"]
+        if not self.ctx.dry_run:
+            self._drain()
+        trial = self.survey(name).trials.get(name)
+        outcome = {"name": name, "status": "kept", "tables": {}, "rows": 0}
+        if trial is None or not (trial.droppable or trial.recoverable):
+            reason = ("no sign-up row names it" if trial is None else trial.refused
+                      or ("not on the server" if not trial.present else trial.status))
+            log.info("%s: %s kept: %s", self.policy_rule.id, name, reason)
+            return {**outcome, "reason": reason}
+        if trial.recoverable:
+            return self._recover(trial, outcome)
+        return self._drop(trial, outcome)
+
+    def _drop(self, trial: Trial, outcome: dict[str, Any]) -> dict[str, Any]:
+        counts = self.count_rows(trial.name)
+        rows = sum(n or 0 for n in counts.values())
+        outcome.update(tables=counts, rows=rows)
+        details = {"database": trial.name, "tables": counts, "signups": trial.keys}
+        subject = self.subject_of(trial.keys[0])
+        if self.ctx.dry_run:
+            self.ctx.audit.append([self._entry(WOULD_DROP, subject, rows, details)])
+            log.info("%s: would drop %s (%d row(s) in %d table(s)) - dry run, nothing changed",
+                     self.policy_rule.id, trial.name, rows, len(counts))
+            return {**outcome, "status": "would_drop"}
+        intent = self._entry(INTENT, subject, rows, details)
+        self.ctx.audit.append([intent])  # chained before the drop, so a crash leaves a trace
+        self.drop_database(trial.name)
+        self.record_dropped(trial.name, trial.keys, self.ctx.as_of, intent.entry_id, subject, rows, details,
+                            recovered=False)
+        log.info("%s: dropped %s (%d row(s) in %d table(s): %s)", self.policy_rule.id, trial.name, rows,
+                 len(counts), ", ".join(f"{t} {n}" for t, n in counts.items()))
+        return {**outcome, "status": "dropped"}
+
+    def _recover(self, trial: Trial, outcome: dict[str, Any]) -> dict[str, Any]:
+        intent = trial.intent
+        counts = intent.get("tables", {})
+        rows = sum(n or 0 for n in counts.values())
+        outcome.update(tables=counts, rows=rows)
+        details = {"database": trial.name, "tables": counts, "signups": intent.get("signups", [])}
+        if self.ctx.dry_run:
+            self.ctx.audit.append([self._entry(WOULD_RECORD, intent["subject_key"], rows, details)])
+            log.info("%s: %s is gone after an earlier intent; would record the drop - dry run",
+                     self.policy_rule.id, trial.name)
+            return {**outcome, "status": "would_recover"}
+        # The run that wrote the intent dropped it: its as-of goes on the catalog rows.
+        self.record_dropped(trial.name, details["signups"], intent["as_of"], intent["entry_id"],
+                            intent["subject_key"], rows, details, recovered=True)
+        log.warning("%s: %s was dropped by run %s, which stopped before recording it: recorded now",
+                    self.policy_rule.id, trial.name, intent["run_id"])
+        return {**outcome, "status": "recovered"}
+
+    def record_dropped(self, name: str, keys: list, dropped_as_of: datetime, intent_id: str, subject: str,
+                       rows: int, details: dict[str, Any], *, recovered: bool) -> None:
+        """The done entry and the catalog's dropped_at in one transaction (outbox), then chained."""
+        cat = self.catalog
+        t = self.metadata.tables[cat.table]
+        done = self._entry(DONE, subject, rows, {**details, "intent": intent_id, "recovered": recovered})
+        AuditTrail.create_outbox(self.catalog_engine)
+        with self.catalog_engine.begin() as conn:
+            if keys:
+                conn.execute(update(t).where(t.c[cat.primary_key].in_(keys), t.c[cat.dropped_at].is_(None))
+                             .values({cat.dropped_at: bindparam(None, dropped_as_of, type_=DateTime)}))
+            AuditTrail.stage(conn, [done])
+        self._drain()
+
+    def _drain(self) -> None:
+        AuditTrail.create_outbox(self.catalog_engine)
+        self.ctx.audit.drain(self.catalog_engine)  # entries a crashed attempt left staged
+
+    def _entry(self, action: str, subject: str, rows: int, details: dict[str, Any]) -> AuditEntry:
+        return AuditEntry(
+            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
+            rule_id=self.policy_rule.id, source=self.source.source, action=action, subject_key=subject,
+            record_count=rows, as_of=self.ctx.as_of, dry_run=self.ctx.dry_run, details=details)
+
+    def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
+        result = scanned
+        statuses = Counter(r["status"] for r in item_results)
+        related: Counter = Counter()
+        for r in item_results:
+            if r["status"] in ("dropped", "recovered"):
+                related.update({t: n for t, n in r["tables"].items() if n})
+        result.deleted = statuses["dropped"] + statuses["recovered"]
+        result.related = dict(sorted(related.items()))
+        result.batches = len(item_results)
+        result.extra = {**scanned.extra, "recovered": statuses["recovered"],
+                        # An item the scan listed but a later check kept (a hold placed meanwhile).
+                        "kept_at_drop": statuses["kept"],
+                        "not_finished": max(scanned.eligible - len(item_results), 0)}
+        if self.ctx.dry_run:
+            result.extra["would_drop"] = statuses["would_drop"] + statuses["would_recover"]
+            result.extra["would_drop_names"] = _listed(sorted(
+                r["name"] for r in item_results if r["status"] in ("would_drop", "would_recover")))
+        self.ctx.audit.append([AuditEntry(
+            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
+            rule_id=self.policy_rule.id, source=self.source.source, action="rule_summary", subject_key="-",
+            record_count=result.deleted, as_of=self.ctx.as_of, dry_run=self.ctx.dry_run,
+            details={k: v for k, v in result.to_dict().items()
+                     if k in ("eligible", "deleted", "exempt_hold", "exempt_restriction", "overdue_before",
+                              "batches", "related", "extra")},
+        )])
+        log.info("%s %s: %d database(s) dropped (%d recorded after an earlier crash), %d kept at the last "
+                 "check, %d not finished%s", self.policy_rule.id, "dry run" if self.ctx.dry_run else "enforced",
+                 result.deleted, statuses["recovered"], statuses["kept"], result.extra["not_finished"],
+                 " - nothing was changed" if self.ctx.dry_run else "")
+        return result
+
+    def enforce(self) -> RuleResult:
+        """Unmapped use (the CLI): every item in turn."""
+        scanned = self.scan()
+        return self.combine(scanned, [self.enforce_item(item) for item in self.work_items()])
+
+    def verify(self) -> int:
+        """Eligible trial databases still on the server, plus drops not yet recorded."""
+        return len(self.survey().items)
+
+
+def _listed(names: list[str]) -> list[str]:
+    if len(names) <= LIST_LIMIT:
+        return list(names)
+    return list(names[:LIST_LIMIT]) + [f"... and {len(names) - LIST_LIMIT} more (see the task log)"]
+
+
+def check_live(policy, inventory, source: TrialDatabasesSource, url_for, engine_for) -> dict[str, int]:
+    """For ``lethe policy check``: the catalog's names and the server, checked without a run.
+
+    Returns how many databases the server (or folder) holds and how many match the name pattern.
+    """
+    from lethe.rules.base import RunContext
+
+    if not source.rules:
+        raise SchemaMismatch(f"source {source.source}: no rules")
+    ctx = RunContext(run_id="policy-check", dag_id="", task_id="", as_of=datetime.min, dry_run=True,
+                     policy=policy, inventory=inventory, audit=None, key="", engine_for=engine_for,
+                     url_for=url_for)
+    action = TrialDrop(ctx, policy.rule(source.rules[0].rule))
+    action.check()
+    names = action.list_databases()
+    return {"databases": len(names),
+            "matching": sum(1 for n in names if action.pattern.fullmatch(n) and n.lower() not in SYSTEM_DATABASES)}
