@@ -55,10 +55,17 @@ def seed_demo(
     estate: Path = typer.Option(Path(".lethe/estate"), help="Folder of the demo estate."),
     seed: int = typer.Option(42, help="Random seed (same seed and as-of: same estate)."),
 ):
-    """Write the deterministic demo estate (CRM, marketing, empty audit store) and a demo key."""
+    """Write the deterministic demo estate and a demo key.
+
+    CRM, marketing, connection logs, one SQLite file per trial database, and an empty audit store.
+    """
+    import shutil
+
     from lethe.audit import AuditTrail
     from lethe.db import make_engine
     from lethe.demo.seed import seed_crm, seed_marketing, write_demo_key
+    from lethe.demo.trials import seed_trial_databases
+    from lethe.demo.weblogs import seed_weblogs
     from lethe.periods import to_utc_naive
 
     when = to_utc_naive(as_of)
@@ -67,8 +74,17 @@ def seed_demo(
     for name in ("crm.sqlite", "marketing.sqlite", "audit.sqlite"):
         (estate / name).unlink(missing_ok=True)
     key = write_demo_key(estate / "demo-audit-key")
-    crm = seed_crm(make_engine(f"sqlite:///{estate / 'crm.sqlite'}"), when, seed=seed)
+    crm_engine = make_engine(f"sqlite:///{estate / 'crm.sqlite'}")
+    crm = seed_crm(crm_engine, when, seed=seed)
+    # The embedded default keeps one file per trial database in estate/trials (AIRFLOW_CONN_TRIALS).
+    shutil.rmtree(estate / "trials", ignore_errors=True)
+    trials = seed_trial_databases(f"sqlite:///{estate / 'trials'}", crm_engine, when, seed=seed + 3)
+    typer.echo(f"trials: {len(trials['tables'])} databases in {estate / 'trials'} ({len(trials['trials'])} "
+               f"trials, decoys: {len(trials['orphans'])} orphans, {len(trials['others'])} non-trial, "
+               f"{len(trials['refused'])} refused names, 1 converted customer)")
     seed_marketing(make_engine(f"sqlite:///{estate / 'marketing.sqlite'}"), when, crm["emails"], seed=seed + 1)
+    logs = seed_weblogs(estate / "weblogs", when, seed=seed + 2)
+    typer.echo(f"weblogs: {len(logs['files'])} daily access logs ({logs['lines']} lines) in {logs['folder']}")
     AuditTrail(make_engine(f"sqlite:///{estate / 'audit.sqlite'}"), key).create()
     typer.echo(f"demo estate written to {estate} (as-of {when.date()}, seed {seed}); demo audit key in "
                f"{estate / 'demo-audit-key'}")
@@ -89,6 +105,39 @@ def policy_check():
     typer.echo(f"policy: {len(policy.rules)} rules ({', '.join(policy.rule_ids)})")
     problems = 0
     for source in inventory.sources.values():
+        if source.kind == "trial_databases":
+            from lethe.rules.trials import check_live
+
+            try:
+                found = check_live(policy, inventory, source, connection_url,
+                                   lambda conn_id: make_engine(connection_url(conn_id)))
+                typer.echo(f"source {source.source}: catalog {source.catalog.source}.{source.catalog.table} "
+                           f"matches the live schema; {found['matching']} of {found['databases']} databases on "
+                           f"connection {source.connection_id!r} match the name pattern "
+                           f"(rules {', '.join(inventory.rules_of(source.source)) or 'none'})")
+            except (SchemaMismatch, ConnectionNotConfigured) as exc:
+                problems += 1
+                typer.echo(f"source {source.source}: {exc}", err=True)
+            except Exception as exc:  # reported like any source that cannot be reached
+                problems += 1
+                typer.echo(f"source {source.source}: cannot connect: {type(exc).__name__}", err=True)
+            continue
+        if source.kind == "log_folder":
+            from lethe.db import connection_path
+
+            try:
+                folder = Path(connection_path(source.connection_id))
+            except ConnectionNotConfigured as exc:
+                problems += 1
+                typer.echo(f"source {source.source}: {exc}", err=True)
+                continue
+            if folder.is_dir():
+                typer.echo(f"source {source.source}: log folder {folder} exists "
+                           f"(rules {', '.join(inventory.rules_of(source.source)) or 'none'})")
+            else:
+                problems += 1
+                typer.echo(f"source {source.source}: log folder {folder} is not a directory", err=True)
+            continue
         try:
             check_source(make_engine(connection_url(source.connection_id)), source)
             typer.echo(f"source {source.source}: {len(source.tables)} tables match the live schema "

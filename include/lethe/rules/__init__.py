@@ -9,5 +9,7 @@ from lethe.rules.base import RULE_ACTIONS, RuleAction, RuleResult, RunContext, a
 
 # Importing the modules registers their actions.
 from lethe.rules import sql  # noqa: E402,F401
+from lethe.rules import trials  # noqa: E402,F401
+from lethe.rules import logs  # noqa: E402,F401
 
 __all__ = ["RULE_ACTIONS", "RuleAction", "RuleResult", "RunContext", "action_for", "register"]

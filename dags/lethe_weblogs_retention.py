@@ -1,0 +1,38 @@
+"""
+### Lethe - connection log retention (rules L1, L2)
+
+Enforces the privacy policy on the web server access logs in the folder of connection `weblogs`
+(one file a day, `access.log-YYYYMMDD`, older ones `.gz`), every night at 02:00 UTC:
+
+* **L1** (§4, §8, configured default: the policy states no period): 90 days after a file's date
+  its client IP addresses are truncated as anonip does (IPv4: last 8 bits, IPv6: last 80 bits).
+  The file is rewritten atomically (temporary file in the same folder, fsync, rename; mode and
+  compression kept). A file L2 deletes in the same run is left to L2.
+* **L2** (§4, configured default): 12 months after its date the file is deleted.
+
+Each rule runs *scan → items → enforce (one mapped task per file, named after it) → summarise*.
+Each file's outcome (name, lines, addresses truncated, unparseable lines kept unchanged, SHA-256
+before and after) is written to the hash-chained audit trail (connection `lethe_audit`) in two
+steps around the rename, so a file is never processed twice and a file changed since it was
+anonymised is noticed and anonymised again. Names that do not match the inventory's pattern are
+never touched. The run report lands in `reports/lethe_weblogs_retention/<run_id>/`.
+
+Params: `dry_run` (change nothing, report what would change), `as_of` (decide as of this date
+instead of the run's data interval end), `rules` (a subset of rule ids).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag
+
+from lethe.airflow_adapter import SCHEDULE, nightly_dag_settings, retention_tasks
+
+SOURCE = "weblogs"
+
+
+@dag(schedule=SCHEDULE, doc_md=__doc__, **nightly_dag_settings(SOURCE))
+def lethe_weblogs_retention():
+    retention_tasks(SOURCE)
+
+
+lethe_weblogs_retention()
