@@ -67,7 +67,7 @@ test: $(STAMP)
 airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	@export LETHE_AUDIT_KEY="$${LETHE_AUDIT_KEY:-$$(cat $(LETHE_DEMO_KEY_FILE) 2>/dev/null)}"; \
 	echo "Airflow UI: http://localhost:8080  user: admin  password: see $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"; \
-	$(BIN)/airflow standalone
+	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 clean:
 	rm -rf .lethe reports

@@ -19,29 +19,16 @@ Params: `dry_run`, `as_of`, `rules` (see the CRM DAG).
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag
 
-from lethe.airflow_adapter import DEFAULT_ARGS, SCHEDULE, report, resolve_run, retention_params, rule_tasks, rules_for
+from lethe.airflow_adapter import SCHEDULE, nightly_dag_settings, retention_tasks
 
 SOURCE = "marketing"
 
 
-@dag(
-    schedule=SCHEDULE,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params=retention_params(),
-    tags=["lethe", "retention", "marketing"],
-    doc_md=__doc__,
-)
+@dag(schedule=SCHEDULE, doc_md=__doc__, **nightly_dag_settings(SOURCE))
 def lethe_marketing_retention():
-    run = resolve_run(SOURCE)
-    rule_ids = rules_for(SOURCE)
-    summaries = [rule_tasks(rule_id)(run) for rule_id in rule_ids]
-    summaries >> report(run, rule_ids)
+    retention_tasks(SOURCE)
 
 
 lethe_marketing_retention()

@@ -27,6 +27,22 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=5),
 }
 SCHEDULE = "0 2 * * *"  # nightly, 02:00 UTC
+# Source kinds whose work list is data: one mapped enforce task per item, in this pool (or none).
+MAPPED_KINDS = {"trial_databases": "lethe_trial_drops", "log_folder": None}
+
+
+def nightly_dag_settings(source_id: str) -> dict[str, Any]:
+    """What every nightly retention DAG shares; the DAG file adds its schedule and doc_md."""
+    import pendulum
+
+    return {
+        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+        "catchup": False,  # a missed night is caught up by the next run: rules act on all that is due
+        "max_active_runs": 1,
+        "default_args": DEFAULT_ARGS,
+        "params": retention_params(),
+        "tags": ["lethe", "retention", source_id],
+    }
 
 
 def retention_params() -> dict[str, Param]:
@@ -44,6 +60,17 @@ def rules_for(source_id: str) -> list[str]:
     """The rule ids the inventory enforces on a source (read at parse time, validated)."""
     policy = load_policy()
     return load_inventory(policy=policy).rules_of(source_id)
+
+
+def retention_tasks(source_id: str) -> None:
+    """Wire a source's DAG: resolve the run, one task group per rule, then the report."""
+    inventory = load_inventory(policy=load_policy())
+    kind = inventory.sources[source_id].kind
+    rule_ids = inventory.rules_of(source_id)
+    run = resolve_run(source_id)
+    summaries = [rule_tasks(rule_id, mapped=kind in MAPPED_KINDS, pool=MAPPED_KINDS.get(kind))(run)
+                 for rule_id in rule_ids]
+    summaries >> report(run, rule_ids)
 
 
 def connection_url(conn_id: str):
@@ -186,7 +213,10 @@ def _summarise_task(rule_id: str, mapped: bool):
             raise AirflowFailException(f"{rule_id}: the scan did not finish; nothing to summarise")
         ctx = _context_for(run)
         if mapped:
-            enforced = combine_items(ctx, rule_id, scanned, list(enforced or []))
+            # Index by length: iterating the lazy XCom sequence reads one past its end, which
+            # Airflow logs as an error.
+            results = [enforced[i] for i in range(len(enforced))] if enforced is not None else []
+            enforced = combine_items(ctx, rule_id, scanned, results)
         return summarise_rule(ctx, rule_id, enforced)
 
     return summarise
