@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar
 
-from lethe.audit import AuditTrail
+from lethe.audit import AuditEntry, AuditTrail
 from lethe.config import Inventory, Policy, PolicyRule
 
 log = logging.getLogger("lethe")
@@ -82,6 +82,26 @@ class RuleAction:
     def new_result(self) -> RuleResult:
         return RuleResult(rule_id=self.policy_rule.id, source="", action=self.name,
                           dry_run=self.ctx.dry_run, as_of=self.ctx.as_of.isoformat())
+
+    # The result fields a rule's closing audit entry carries (with the result's extra counts).
+    summary_fields: ClassVar[tuple[str, ...]] = (
+        "eligible", "deleted", "anonymised", "exempt_hold", "exempt_restriction", "overdue_before",
+        "batches", "related")
+
+    def audit_entry(self, action: str, subject_key: str, record_count: int,
+                    details: dict[str, Any]) -> AuditEntry:
+        """An entry of this rule in this run; details hold names and counts, never personal data."""
+        return AuditEntry(
+            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
+            rule_id=self.policy_rule.id, source=self.source.source, action=action,
+            subject_key=subject_key, record_count=record_count, as_of=self.ctx.as_of,
+            dry_run=self.ctx.dry_run, details=details)
+
+    def summary_entry(self, result: RuleResult) -> AuditEntry:
+        """The rule's closing entry for the run: its counts, so the trail alone tells the story."""
+        counts = result.to_dict()
+        return self.audit_entry("rule_summary", "-", result.deleted + result.anonymised,
+                                {**{k: counts[k] for k in self.summary_fields}, **result.extra})
 
     def check(self) -> None:
         """Check every configured name against the live system; raise before anything changes."""

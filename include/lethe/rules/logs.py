@@ -378,23 +378,9 @@ class LogFolderRule(RuleAction):
 
     def entry(self, action: str, name: str, details: dict[str, Any]) -> AuditEntry:
         """One file's audit entry: keyed by a hash of its name; names, counts and hashes only."""
-        return AuditEntry(
-            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
-            rule_id=self.policy_rule.id, source=self.source.source, action=action,
-            subject_key=self.subject(name), record_count=1, as_of=self.ctx.as_of, dry_run=self.ctx.dry_run,
-            details={"file": name, **details},
-        )
+        return self.audit_entry(action, self.subject(name), 1, {"file": name, **details})
 
-    def summary_entry(self, result: RuleResult) -> AuditEntry:
-        return AuditEntry(
-            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
-            rule_id=self.policy_rule.id, source=self.source.source, action="rule_summary",
-            subject_key="-", record_count=result.deleted + result.anonymised, as_of=self.ctx.as_of,
-            dry_run=self.ctx.dry_run,
-            details={**{k: v for k, v in result.to_dict().items()
-                        if k in ("eligible", "deleted", "anonymised", "overdue_before")},
-                     **result.extra},
-        )
+    summary_fields = ("eligible", "deleted", "anonymised", "overdue_before")
 
     @staticmethod
     def _item(file: LogFile, **more: Any) -> dict[str, Any]:

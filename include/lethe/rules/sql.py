@@ -249,26 +249,12 @@ class SqlRule(RuleAction):
             else:
                 kind_used = kind
             extra = related.get(row[0], Counter())
-            entries.append(AuditEntry(
-                run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
-                rule_id=self.policy_rule.id, source=self.source.source, action=action,
-                subject_key=subject_key(self.ctx.key, kind_used, key_value, source=self.source.source,
-                                        table=self.rule.table),
-                record_count=1 + sum(extra.values()), as_of=self.ctx.as_of, dry_run=self.ctx.dry_run,
-                details={"table": self.rule.table, "related": dict(sorted(extra.items()))},
-            ))
+            entries.append(self.audit_entry(
+                action, subject_key(self.ctx.key, kind_used, key_value, source=self.source.source,
+                                    table=self.rule.table),
+                1 + sum(extra.values()), {"table": self.rule.table, "related": dict(sorted(extra.items()))}))
         return entries
 
-    def summary_entry(self, result: RuleResult) -> AuditEntry:
-        return AuditEntry(
-            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
-            rule_id=self.policy_rule.id, source=self.source.source, action="rule_summary",
-            subject_key="-", record_count=result.deleted + result.anonymised, as_of=self.ctx.as_of,
-            dry_run=self.ctx.dry_run,
-            details={k: v for k, v in result.to_dict().items()
-                     if k in ("eligible", "deleted", "anonymised", "exempt_hold", "exempt_restriction",
-                              "overdue_before", "batches", "related")},
-        )
 
 
 @register

@@ -582,11 +582,11 @@ class TrialDrop(RuleAction):
         details = {"database": trial.name, "tables": counts, "signups": trial.keys}
         subject = self.subject_of(trial.keys[0])
         if self.ctx.dry_run:
-            self.ctx.audit.append([self._entry(WOULD_DROP, subject, rows, details)])
+            self.ctx.audit.append([self.audit_entry(WOULD_DROP, subject, rows, details)])
             log.info("%s: would drop %s (%d row(s) in %d table(s)) - dry run, nothing changed",
                      self.policy_rule.id, trial.name, rows, len(counts))
             return {**outcome, "status": "would_drop"}
-        intent = self._entry(INTENT, subject, rows, details)
+        intent = self.audit_entry(INTENT, subject, rows, details)
         self.ctx.audit.append([intent])  # chained before the drop, so a crash leaves a trace
         self.drop_database(trial.name)
         self.record_dropped(trial.name, trial.keys, self.ctx.as_of, intent.entry_id, subject, rows, details,
@@ -602,7 +602,7 @@ class TrialDrop(RuleAction):
         outcome.update(tables=counts, rows=rows)
         details = {"database": trial.name, "tables": counts, "signups": intent.get("signups", [])}
         if self.ctx.dry_run:
-            self.ctx.audit.append([self._entry(WOULD_RECORD, intent["subject_key"], rows, details)])
+            self.ctx.audit.append([self.audit_entry(WOULD_RECORD, intent["subject_key"], rows, details)])
             log.info("%s: %s is gone after an earlier intent; would record the drop - dry run",
                      self.policy_rule.id, trial.name)
             return {**outcome, "status": "would_recover"}
@@ -618,7 +618,7 @@ class TrialDrop(RuleAction):
         """The done entry and the catalog's dropped_at in one transaction (outbox), then chained."""
         cat = self.catalog
         t = self.metadata.tables[cat.table]
-        done = self._entry(DONE, subject, rows, {**details, "intent": intent_id, "recovered": recovered})
+        done = self.audit_entry(DONE, subject, rows, {**details, "intent": intent_id, "recovered": recovered})
         AuditTrail.create_outbox(self.catalog_engine)
         with self.catalog_engine.begin() as conn:
             if keys:
@@ -630,12 +630,6 @@ class TrialDrop(RuleAction):
     def _drain(self) -> None:
         AuditTrail.create_outbox(self.catalog_engine)
         self.ctx.audit.drain(self.catalog_engine)  # entries a crashed attempt left staged
-
-    def _entry(self, action: str, subject: str, rows: int, details: dict[str, Any]) -> AuditEntry:
-        return AuditEntry(
-            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
-            rule_id=self.policy_rule.id, source=self.source.source, action=action, subject_key=subject,
-            record_count=rows, as_of=self.ctx.as_of, dry_run=self.ctx.dry_run, details=details)
 
     def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
         result = scanned
@@ -655,14 +649,7 @@ class TrialDrop(RuleAction):
             result.extra["would_drop"] = statuses["would_drop"] + statuses["would_recover"]
             result.extra["would_drop_names"] = _listed(sorted(
                 r["name"] for r in item_results if r["status"] in ("would_drop", "would_recover")))
-        self.ctx.audit.append([AuditEntry(
-            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
-            rule_id=self.policy_rule.id, source=self.source.source, action="rule_summary", subject_key="-",
-            record_count=result.deleted, as_of=self.ctx.as_of, dry_run=self.ctx.dry_run,
-            details={k: v for k, v in result.to_dict().items()
-                     if k in ("eligible", "deleted", "exempt_hold", "exempt_restriction", "overdue_before",
-                              "batches", "related", "extra")},
-        )])
+        self.ctx.audit.append([self.summary_entry(result)])
         log.info("%s %s: %d database(s) dropped (%d recorded after an earlier crash), %d kept at the last "
                  "check, %d not finished%s", self.policy_rule.id, "dry run" if self.ctx.dry_run else "enforced",
                  result.deleted, statuses["recovered"], statuses["kept"], result.extra["not_finished"],
