@@ -90,12 +90,49 @@ def seed_demo(
                f"{estate / 'demo-audit-key'}")
 
 
+class _SourceProblem(Exception):
+    """What ``policy check`` found wrong with one source (a message, no stack trace)."""
+
+
+def _check_sql(policy, inventory, source) -> str:
+    from lethe.db import connection_url, make_engine
+    from lethe.schema import check_source
+
+    check_source(make_engine(connection_url(source.connection_id)), source)
+    return f"{len(source.tables)} tables match the live schema"
+
+
+def _check_trial_databases(policy, inventory, source) -> str:
+    from lethe.db import connection_url, make_engine
+    from lethe.rules.trials import check_live
+
+    found = check_live(policy, inventory, source, connection_url,
+                       lambda conn_id: make_engine(connection_url(conn_id)))
+    return (f"catalog {source.catalog.source}.{source.catalog.table} matches the live schema; "
+            f"{found['matching']} of {found['databases']} databases on connection "
+            f"{source.connection_id!r} match the name pattern")
+
+
+def _check_log_folder(policy, inventory, source) -> str:
+    from lethe.db import connection_path
+
+    folder = Path(connection_path(source.connection_id))
+    if not folder.is_dir():
+        raise _SourceProblem(f"log folder {folder} is not a directory")
+    return f"log folder {folder} exists"
+
+
+# One checker per kind of source: a new kind of source adds its checker here.
+_SOURCE_CHECKS = {"sql": _check_sql, "trial_databases": _check_trial_databases,
+                  "log_folder": _check_log_folder}
+
+
 @policy_app.command("check")
 def policy_check():
-    """Validate the policy and inventory files, then check every name against the live schemas."""
+    """Validate the policy and inventory files, then check every name against the live systems."""
     from lethe.config import ConfigError, load_inventory, load_policy
-    from lethe.db import ConnectionNotConfigured, connection_url, make_engine
-    from lethe.schema import SchemaMismatch, check_source
+    from lethe.db import ConnectionNotConfigured
+    from lethe.schema import SchemaMismatch
 
     try:
         policy = load_policy()
@@ -105,44 +142,11 @@ def policy_check():
     typer.echo(f"policy: {len(policy.rules)} rules ({', '.join(policy.rule_ids)})")
     problems = 0
     for source in inventory.sources.values():
-        if source.kind == "trial_databases":
-            from lethe.rules.trials import check_live
-
-            try:
-                found = check_live(policy, inventory, source, connection_url,
-                                   lambda conn_id: make_engine(connection_url(conn_id)))
-                typer.echo(f"source {source.source}: catalog {source.catalog.source}.{source.catalog.table} "
-                           f"matches the live schema; {found['matching']} of {found['databases']} databases on "
-                           f"connection {source.connection_id!r} match the name pattern "
-                           f"(rules {', '.join(inventory.rules_of(source.source)) or 'none'})")
-            except (SchemaMismatch, ConnectionNotConfigured) as exc:
-                problems += 1
-                typer.echo(f"source {source.source}: {exc}", err=True)
-            except Exception as exc:  # reported like any source that cannot be reached
-                problems += 1
-                typer.echo(f"source {source.source}: cannot connect: {type(exc).__name__}", err=True)
-            continue
-        if source.kind == "log_folder":
-            from lethe.db import connection_path
-
-            try:
-                folder = Path(connection_path(source.connection_id))
-            except ConnectionNotConfigured as exc:
-                problems += 1
-                typer.echo(f"source {source.source}: {exc}", err=True)
-                continue
-            if folder.is_dir():
-                typer.echo(f"source {source.source}: log folder {folder} exists "
-                           f"(rules {', '.join(inventory.rules_of(source.source)) or 'none'})")
-            else:
-                problems += 1
-                typer.echo(f"source {source.source}: log folder {folder} is not a directory", err=True)
-            continue
+        rules = ", ".join(inventory.rules_of(source.source)) or "none"
         try:
-            check_source(make_engine(connection_url(source.connection_id)), source)
-            typer.echo(f"source {source.source}: {len(source.tables)} tables match the live schema "
-                       f"(rules {', '.join(inventory.rules_of(source.source)) or 'none'})")
-        except (SchemaMismatch, ConnectionNotConfigured) as exc:
+            found = _SOURCE_CHECKS[source.kind](policy, inventory, source)
+            typer.echo(f"source {source.source}: {found} (rules {rules})")
+        except (SchemaMismatch, ConnectionNotConfigured, _SourceProblem) as exc:
             problems += 1
             typer.echo(f"source {source.source}: {exc}", err=True)
         except Exception as exc:  # a source that cannot be reached is reported, the others checked
