@@ -86,8 +86,12 @@ def expected(crm: dict, marketing: dict, as_of: datetime, key: str, rules=("N1",
         for r in crm["interactions"].values():
             when = _dt(r["occurred_at"])
             newest[r["contact_id"]] = max(newest.get(r["contact_id"], when), when)
+        # A contact whose trial database is not dropped yet waits for rule T1.
+        open_trials = {r["contact_id"] for r in crm["trial_signups"].values() if r["database_dropped_at"] is None}
         gone = set()
         for cid, r in crm["contacts"].items():
+            if cid in open_trials:
+                continue
             company = companies.get(r["company_id"])
             prospect = company is None or company["customer_since"] is None
             dates = [d for d in (_dt(r["last_contact_at"]), newest.get(cid)) if d is not None]

@@ -131,7 +131,7 @@ def test_one_second_before_and_at_the_deadline(estate, case):
         assert ids(estate, conn_id, table) == set()
 
 
-def test_c1_deletes_interactions_and_trial_signups_with_the_contact(estate):
+def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(estate):
     empty_estate(estate)
     c1_layout(estate)
     add(estate, "crm", schema.contacts, contact(2, 1, created=datetime(2026, 1, 1), email="keep@example.com"))
@@ -139,7 +139,13 @@ def test_c1_deletes_interactions_and_trial_signups_with_the_contact(estate):
                                              "channel": "phone", "notes": "call back"})
     add(estate, "crm", schema.trial_signups, {"id": 1, "contact_id": 1, "database_name": "trial_ann",
                                               "trial_started_at": datetime(2023, 5, 1), "trial_ends_at": datetime(2023, 5, 31)})
-    result = run_rule(estate.context(datetime(2027, 3, 1)), "C1")
+    # While the trial database is not dropped, its sign-up row must stay: the contact waits.
+    waiting = run_rule(estate.context(datetime(2027, 3, 1)), "C1")
+    assert waiting["deleted"] == 0 and waiting["extra"] == {"waiting": 1} and waiting["remaining_after"] == 0
+    assert ids(estate, "crm", schema.contacts) == {1, 2}
+    with estate.engine("crm").begin() as conn:
+        conn.execute(schema.trial_signups.update().values(database_dropped_at=datetime(2023, 9, 1)))
+    result = run_rule(estate.context(datetime(2027, 3, 1), run_id="after-t1"), "C1")
     assert result["deleted"] == 1 and result["related"] == {"interactions": 1, "trial_signups": 1}
     assert ids(estate, "crm", schema.contacts) == {2}
     assert ids(estate, "crm", schema.interactions) == {2}

@@ -217,6 +217,16 @@ class Suppression(Strict):
     )
 
 
+class WaitFor(Strict):
+    """A due row waits while a related row still has ``while_null`` empty (another rule's work)."""
+
+    table: str
+    foreign_key: str
+    while_null: str
+    reason: str
+    _c = field_validator("table", "foreign_key", "while_null")(lambda cls, v: _identifier(v))
+
+
 class InventoryRule(Strict):
     rule: str
     table: str
@@ -224,6 +234,7 @@ class InventoryRule(Strict):
     trigger: Trigger
     customer_status: Literal["any", "prospect", "former_customer"] = "any"
     suppress: Suppression | None = None
+    wait_for: list[WaitFor] = []
     batch_size: int | None = Field(default=None, gt=0, le=100_000)
 
 
@@ -272,6 +283,8 @@ class SqlSource(Strict):
                     raise ValueError(f"rule {rule.rule}: customer_until needs tables.{rule.table}.customer")
             if rule.customer_status != "any" and not table.customer:
                 raise ValueError(f"rule {rule.rule}: customer_status needs tables.{rule.table}.customer")
+            for wait in rule.wait_for:
+                need(wait.table, f"rule {rule.rule} wait_for")
             if rule.suppress:
                 need(rule.suppress.table, f"rule {rule.rule} suppress")
                 if not table.subject or table.subject.kind != "email":

@@ -40,6 +40,8 @@ def required_columns(source: SqlSource) -> dict[str, set[str]]:
                 add(rel.table, rel.foreign_key, rel.column)
         if rule.trigger.fallback:
             add(rule.table, rule.trigger.fallback)
+        for wait in rule.wait_for:
+            add(wait.table, wait.foreign_key, wait.while_null)
         if rule.suppress:
             s = rule.suppress
             add(s.table, s.hash_column, s.added_at_column, s.reason_column)

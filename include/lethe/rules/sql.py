@@ -143,11 +143,20 @@ class SqlRule(RuleAction):
             return false()
         return normalised_email(column).in_(bindparam(None, sorted(addresses), expanding=True))
 
+    def waiting(self) -> ColumnElement:
+        """Due rows that must wait for other work first (a related row still open)."""
+        conditions = []
+        for wait in self.rule.wait_for:
+            related = self.t(wait.table)
+            conditions.append(exists().where(related.c[wait.foreign_key] == self.pk,
+                                             related.c[wait.while_null].is_(None)))
+        return or_(*conditions) if conditions else false()
+
     def due(self, period: Period) -> ColumnElement:
         return and_(self.scope(), self.pending(), due_by(self.trigger(), period, self.ctx.as_of))
 
     def eligible(self) -> ColumnElement:
-        return and_(self.due(self.policy_rule.period), ~self.exempt(self.exemptions.any))
+        return and_(self.due(self.policy_rule.period), ~self.exempt(self.exemptions.any), ~self.waiting())
 
     def count(self, condition: ColumnElement) -> int:
         with self.engine.connect() as conn:
@@ -162,6 +171,11 @@ class SqlRule(RuleAction):
         result.eligible = self.count(self.eligible())
         result.exempt_hold = self.count(and_(due, self.exempt(held)))
         result.exempt_restriction = self.count(and_(due, self.exempt(restricted)))
+        if self.rule.wait_for:
+            result.extra["waiting"] = self.count(and_(due, ~self.exempt(self.exemptions.any), self.waiting()))
+            if result.extra["waiting"]:
+                log.warning("%s: %d due record(s) wait: %s", self.policy_rule.id, result.extra["waiting"],
+                            "; ".join(w.reason for w in self.rule.wait_for))
         result.overdue_before = self.count(
             and_(self.due(self.policy_rule.overdue_period), ~self.exempt(self.exemptions.any))
         )
