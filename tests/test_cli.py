@@ -51,3 +51,22 @@ def test_seed_demo_then_policy_check(tmp_path):
 def test_report_summary_without_reports(tmp_path):
     out = lethe({**os.environ, "LETHE_REPORTS_DIR": str(tmp_path)}, "report", "summary")
     assert out.returncode == 0 and "no report yet" in out.stdout
+
+
+def test_seed_demo_is_deterministic(tmp_path):
+    import hashlib
+
+    from lethe.db import make_engine
+    from oracle import CRM_TABLES, MARKETING_TABLES, snapshot
+
+    def seed(folder):
+        out = lethe(dict(os.environ), "seed-demo", "--as-of", "2028-02-29", "--estate", str(folder))
+        assert out.returncode == 0, out.stderr
+        logs = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((folder / "weblogs").iterdir())}
+        trials = sorted(p.name for p in (folder / "trials").iterdir())
+        return (snapshot(make_engine(f"sqlite:///{folder / 'crm.sqlite'}"), CRM_TABLES),
+                snapshot(make_engine(f"sqlite:///{folder / 'marketing.sqlite'}"), MARKETING_TABLES), logs, trials)
+
+    first, second = seed(tmp_path / "a"), seed(tmp_path / "b")
+    assert first == second
+    assert len(first[0]["contacts"]) > 1000 and len(first[2]) > 365 and len(first[3]) > 200
