@@ -29,6 +29,8 @@ def test_period_parse_and_text():
     assert Period.parse("90 days") == Period(days=90)
     assert str(Period.parse("3 years")) == "3 years"
     assert str(Period.parse("13 months")) == "13 months"
+    assert str(Period.parse("12 months")) == "12 months"
+    assert str(Period.parse("5 years")) == "5 years"
     assert str(Period.parse("0 days")) == "0 days"
     for bad in ("3 weeks", "-1 days", "three years", ""):
         with pytest.raises(ValueError):

@@ -50,7 +50,8 @@ class Period(BaseModel):
         parts = []
         if self.months:
             years, months = divmod(self.months, 12)
-            if years and not months:
+            # Whole years read as years from two on; 12 months stays "12 months", as policies say.
+            if years >= 2 and not months:
                 parts.append(f"{years} year{'s' * (years != 1)}")
             else:
                 parts.append(f"{self.months} month{'s' * (self.months != 1)}")
