@@ -125,3 +125,19 @@ def test_batches_commit_with_their_audit_entries(estate):
     for rule, result in results.items():
         assert per_rule.get(rule, 0) == result["deleted"] + result["anonymised"]
     assert entry_ids == total
+
+
+def test_a_misnamed_hold_column_stops_every_rule_that_needs_holds(estate, tmp_path):
+    as_of = datetime(2026, 11, 26)
+    seeded(estate, as_of)
+    folder = tmp_path / "inventory"
+    shutil.copytree(DEFAULT_INVENTORY, folder)
+    data = yaml.safe_load((folder / "crm.yaml").read_text())
+    data["exemptions"]["legal_hold"]["in_force_until"] = "lifted_on"
+    (folder / "crm.yaml").write_text(yaml.safe_dump(data))
+    policy = load_policy()
+    ctx = estate.context(as_of, policy=policy, inventory=load_inventory(folder, policy))
+    before = snapshots(estate)
+    with pytest.raises(SchemaMismatch, match=r"column legal_holds\.lifted_on does not exist"):
+        run_rule(ctx, "N1")  # a marketing rule: its holds live in the CRM
+    assert snapshots(estate) == before

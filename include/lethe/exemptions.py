@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, MetaData, bindparam, or_, select
 
 from lethe.db import timestamp_sql
+from lethe.schema import check_source
 
 from lethe.config import Inventory
 from lethe.subjects import normalise_email
@@ -34,6 +35,7 @@ def load_exemptions(inventory: Inventory, engine_for, as_of: datetime) -> Exempt
     found: dict[str, set[str]] = {"legal_hold": set(), "restriction": set()}
     for source in inventory.exemption_sources():
         engine = engine_for(source.connection_id)
+        check_source(engine, source)  # a misnamed hold table or column stops the rule, clearly
         metadata = MetaData()
         metadata.reflect(engine, only=sorted({ex.table for ex in source.exemptions.values()}))
         for kind, ex in source.exemptions.items():
