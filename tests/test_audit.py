@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import subprocess
 import sys
 from datetime import datetime
@@ -27,6 +28,22 @@ def entries(n: int, rule="W1") -> list[AuditEntry]:
                        details={"table": "web_events"}) for i in range(n)]
 
 
+DROP_GUARDS = {
+    "sqlite": ["DROP TRIGGER lethe_audit_no_update", "DROP TRIGGER lethe_audit_no_delete"],
+    "postgresql": ["DROP TRIGGER lethe_audit_append_only ON lethe_audit"],
+    "mysql": ["DROP TRIGGER lethe_audit_no_update", "DROP TRIGGER lethe_audit_no_delete"],
+}
+
+
+@contextmanager
+def tamper(engine):
+    """A transaction of someone with owner rights, who first drops the append-only triggers."""
+    with engine.begin() as conn:
+        for statement in DROP_GUARDS[engine.dialect.name]:
+            conn.exec_driver_sql(statement)
+        yield conn
+
+
 @pytest.fixture
 def trail(databases):
     trail = AuditTrail(make_engine(databases.new("audit")), TEST_KEY)
@@ -46,33 +63,43 @@ def test_chain_links_every_entry(trail):
 
 
 def test_edited_entry_is_caught(trail):
-    with trail.engine.begin() as conn:
+    with tamper(trail.engine) as conn:
         conn.execute(update(audit_table).where(audit_table.c.seq == 3).values(record_count=2))
     result = trail.verify()
     assert not result.ok and result.first_bad_seq == 3 and "changed" in result.problem
 
 
 def test_deleted_entry_is_caught(trail):
-    with trail.engine.begin() as conn:
+    with tamper(trail.engine) as conn:
         conn.execute(delete(audit_table).where(audit_table.c.seq == 2))
     result = trail.verify()
     assert not result.ok and result.first_bad_seq == 2 and "missing" in result.problem
 
 
 def test_deleted_last_entry_is_caught(trail):
-    with trail.engine.begin() as conn:
+    with tamper(trail.engine) as conn:
         conn.execute(delete(audit_table).where(audit_table.c.seq == 5))
     result = trail.verify()
     assert not result.ok and result.first_bad_seq == 5 and "removed" in result.problem
 
 
 def test_reordered_entries_are_caught(trail):
-    with trail.engine.begin() as conn:
+    with tamper(trail.engine) as conn:
         conn.execute(update(audit_table).where(audit_table.c.seq == 2).values(seq=100))
         conn.execute(update(audit_table).where(audit_table.c.seq == 3).values(seq=2))
         conn.execute(update(audit_table).where(audit_table.c.seq == 100).values(seq=3))
     result = trail.verify()
     assert not result.ok and result.first_bad_seq == 2
+
+
+def test_the_chain_refuses_updates_and_deletes(trail):
+    for statement in (update(audit_table).where(audit_table.c.seq == 3).values(record_count=2),
+                      delete(audit_table).where(audit_table.c.seq == 5)):
+        with pytest.raises(Exception, match="append-only"):
+            with trail.engine.begin() as conn:
+                conn.execute(statement)
+    trail.create()  # idempotent, guards included
+    assert trail.verify().ok and trail.verify().entries == 5
 
 
 def test_resealing_without_the_key_fails(trail):
@@ -146,7 +173,7 @@ def test_cli_verify_and_find(estate):
     found = _cli(env, "audit", "find", "--email", " ANN.LEE@example.com")
     assert found.returncode == 0 and "C1 deleted" in found.stdout and "ann.lee" not in found.stdout.lower()
     assert "no audit entries" in _cli(env, "audit", "find", "--email", "nobody@example.com").stdout
-    with estate.engine("lethe_audit").begin() as conn:
+    with tamper(estate.engine("lethe_audit")) as conn:
         conn.execute(update(audit_table).where(audit_table.c.seq == 1).values(action="kept"))
     bad = _cli(env, "audit", "verify")
     assert bad.returncode == 1 and "entry 1" in bad.stderr

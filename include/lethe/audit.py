@@ -67,6 +67,24 @@ outbox_table = Table(
     Column("payload", Text, nullable=False),
 )
 
+_REFUSED = "lethe_audit is append-only"
+APPEND_ONLY_GUARDS = {
+    "sqlite": [
+        f"CREATE TRIGGER IF NOT EXISTS lethe_audit_no_{op.lower()} BEFORE {op} ON lethe_audit "
+        f"BEGIN SELECT RAISE(ABORT, '{_REFUSED}'); END" for op in ("UPDATE", "DELETE")
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION lethe_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN RAISE EXCEPTION '{_REFUSED}'; END $$",
+        "CREATE OR REPLACE TRIGGER lethe_audit_append_only BEFORE UPDATE OR DELETE ON lethe_audit "
+        "FOR EACH ROW EXECUTE FUNCTION lethe_audit_append_only()",
+    ],
+    "mysql": [
+        f"CREATE TRIGGER IF NOT EXISTS lethe_audit_no_{op.lower()} BEFORE {op} ON lethe_audit FOR EACH ROW "
+        f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{_REFUSED}'" for op in ("UPDATE", "DELETE")
+    ],
+}
+
 HASHED_FIELDS = ("seq", "entry_id", "run_id", "dag_id", "task_id", "rule_id", "source", "action",
                  "subject_key", "record_count", "details", "dry_run", "as_of", "recorded_at",
                  "prev_hash")
@@ -138,11 +156,21 @@ class AuditTrail:
         self.key = key
 
     def create(self) -> None:
-        """Create the chain's tables and its head row (idempotent)."""
+        """Create the chain's tables, its head row and the append-only guard (idempotent)."""
         audit_metadata.create_all(self.engine)
+        self._guard_append_only()
         with self.engine.begin() as conn:
             if conn.execute(select(head_table.c.id).where(head_table.c.id == 1)).first() is None:
                 conn.execute(insert(head_table), {"id": 1, "seq": 0, "entry_hash": GENESIS})
+
+    def _guard_append_only(self) -> None:
+        """Triggers that refuse UPDATE and DELETE on the chain, so no code path can rewrite it.
+
+        Someone with owner rights can still drop them; the hash chain is what proves tampering.
+        """
+        with self.engine.begin() as conn:
+            for statement in APPEND_ONLY_GUARDS[self.engine.dialect.name]:
+                conn.exec_driver_sql(statement)
 
     @staticmethod
     def create_outbox(source_engine: Engine) -> None:
