@@ -20,6 +20,8 @@ What differs from anonip, on purpose:
 * With ``regex``, anonip replaces the matched groups in the order of a ``set`` (which changes from
   run to run with hash randomisation); here the longest group comes first, so one address that is
   a prefix of another (``1.2.3.4`` and ``1.2.3.45``) cannot leave part of the longer one unmasked.
+* An upper-case IPv6 address in brackets (``[2001:DB8::1]:443``) is masked; anonip lower-cases
+  the host while parsing, then cannot find it in the line and leaves the address in clear.
 * Nothing logged or printed here contains an address; anonip logs the fields it could not parse.
 
 Speed comes from reading large chunks, decoding and splitting them in C, and remembering the
@@ -236,9 +238,10 @@ class IpMasker:
         if found is None:
             return (self.replace or field), _BAD
         if found not in field:
-            # urlparse lower-cases the host, so "[2001:DB8::1]:80" is found as "2001:db8::1",
-            # which anonip then fails to replace: the field stays as it was, in clear.
-            return field, (_BAD if outcome == _MASKED else outcome)
+            # urlparse lower-cases the host, so "[2001:DB8::1]:80" is found as "2001:db8::1";
+            # anonip then fails to replace it and leaves the address in clear. An address must
+            # not stay in clear, so it is found again ignoring case (the one place we differ).
+            return _replace_ignoring_case(field, found, new), outcome  # type: ignore[arg-type]
         return field.replace(found, new), outcome  # type: ignore[arg-type]
 
     def _classify_head(self, head: str) -> tuple[str, int]:
@@ -362,12 +365,16 @@ class IpMasker:
                     content = content.replace(group, self.replace)
                 continue
             if outcome == _MASKED:
-                if found in content:
-                    truncated += 1
-                else:
-                    bad = 1  # the lower-cased host is not in the line: anonip leaves it
-            content = content.replace(found, new)  # type: ignore[arg-type]
+                truncated += 1
+            if found in content:
+                content = content.replace(found, new)  # type: ignore[arg-type]
+            else:  # the lower-cased host of an upper-case IPv6 address: see _classify_field
+                content = _replace_ignoring_case(content, found, new)  # type: ignore[arg-type]
         return _rejoin(line, content), truncated, bad
+
+
+def _replace_ignoring_case(text: str, found: str, new: str) -> str:
+    return re.compile(re.escape(found), re.IGNORECASE).sub(lambda _: new, text)
 
 
 def _rejoin(line: str, new_content: str) -> str:
