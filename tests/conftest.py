@@ -9,6 +9,8 @@ is skipped with the reason, unless ``LETHE_REQUIRE_SERVERS=1`` (CI), where it fa
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -126,3 +128,22 @@ def estate(databases):
     engines = Engines(resolve=lambda conn_id: urls[conn_id])
     yield Estate(urls, engines)
     engines.dispose()
+
+
+def airflow_environment(home: Path) -> dict[str, str]:
+    """The environment of a fresh AIRFLOW_HOME on SQLite (migrated, with Lethe's pool)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LETHE_"))},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "LETHE_RETRY_DELAY_SECONDS": "1",  # a failing task must not wait minutes to retry in a test
+        "PYTHONPATH": str(REPO / "include") + os.pathsep + str(REPO / "tests"),
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([airflow, "pools", "set", "lethe_trial_drops", "2", "trial drops"], env=env, check=True,
+                   capture_output=True)
+    return env

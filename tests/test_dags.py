@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, TEST_KEY
+from conftest import REPO, TEST_KEY, airflow_environment
 from lethe.audit import AuditTrail
 from lethe.config import DEFAULT_POLICY
 from lethe.db import make_engine
@@ -26,19 +26,7 @@ SQL_DAGS = ["lethe_crm_retention", "lethe_marketing_retention"]
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LETHE_"))},
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "PYTHONPATH": str(REPO / "include") + os.pathsep + str(REPO / "tests"),
-    }
-    subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([str(AIRFLOW), "pools", "set", "lethe_trial_drops", "2", "trial drops"], env=env,
-                   check=True, capture_output=True)
-    return env
+    return airflow_environment(tmp_path_factory.mktemp("airflow_home"))
 
 
 def run_runner(env, *args) -> tuple[dict, str]:

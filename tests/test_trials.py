@@ -24,7 +24,7 @@ from faker import Faker
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 
-from conftest import REPO, SERVER_URLS, TEST_KEY
+from conftest import REPO, SERVER_URLS, TEST_KEY, airflow_environment
 from lethe.audit import AuditTrail, audit_table
 from lethe.config import Inventory, TrialDatabasesSource, load_inventory, load_policy
 from lethe.db import make_engine
@@ -530,10 +530,7 @@ def test_the_dag_maps_one_named_enforce_task_per_database_in_the_pool(tmp_path):
 
     home = tmp_path / "airflow"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LETHE_"))},
-        "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        **airflow_environment(home),
         "AIRFLOW_CONN_CRM": f"sqlite:///{estate / 'crm.sqlite'}",
         "AIRFLOW_CONN_MARKETING": f"sqlite:///{estate / 'marketing.sqlite'}",
         "AIRFLOW_CONN_LETHE_AUDIT": f"sqlite:///{estate / 'audit.sqlite'}",
@@ -542,9 +539,6 @@ def test_the_dag_maps_one_named_enforce_task_per_database_in_the_pool(tmp_path):
         "LETHE_AUDIT_KEY": TEST_KEY, "LETHE_REPORTS_DIR": str(tmp_path / "reports"),
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([airflow, "pools", "set", "lethe_trial_drops", "2", "trial drops"], env=env, check=True,
-                   capture_output=True)
     proc = subprocess.run([airflow, "dags", "test", "lethe_trials_retention", "2026-11-26", "-c",
                            json.dumps({"as_of": "2026-11-26"})], env=env, capture_output=True, text=True,
                           timeout=600)
