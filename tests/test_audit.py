@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from conftest import TEST_KEY
-from lethe.audit import GENESIS, AuditEntry, AuditTrail, audit_table, head_table, outbox_table
+from lethe.audit import GENESIS, AuditEntry, AuditTrail, audit_table, outbox_table
 from lethe.db import make_engine
 from lethe.demo import schema
 from lethe.rules.sql import SqlDelete

@@ -9,7 +9,6 @@ dropped at the end.
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 import subprocess
@@ -24,7 +23,7 @@ from faker import Faker
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 
-from conftest import REPO, SERVER_URLS, TEST_KEY, airflow_environment
+from conftest import SERVER_URLS, TEST_KEY, airflow_environment
 from lethe.audit import AuditTrail, audit_table
 from lethe.config import Inventory, TrialDatabasesSource, load_inventory, load_policy
 from lethe.db import make_engine
@@ -246,9 +245,9 @@ def test_held_and_restricted_trials_are_kept_lapsed_ones_dropped(trials):
     trials.hold("  HELD.Person@Example.org ", AS_OF - timedelta(days=10))  # typed differently
     restricted = trials.trial("restricted", OLD, email="restricted.person@example.org")
     trials.restriction("Restricted.Person@example.org", AS_OF)  # in force from the as-of itself
-    released = trials.trial("released", OLD, email="released.person@example.org")
+    trials.trial("released", OLD, email="released.person@example.org")
     trials.hold("released.person@example.org", OLD, released=AS_OF)  # released by the as-of
-    future = trials.trial("future", OLD, email="future.person@example.org")
+    trials.trial("future", OLD, email="future.person@example.org")
     trials.hold("future.person@example.org", AS_OF + SECOND)  # placed after the as-of
     held_not_due = trials.trial("held_not_due", DEADLINE + timedelta(days=3), email="held2@example.org")
     trials.hold("held2@example.org", AS_OF - timedelta(days=1))

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
-from sqlalchemy import (DateTime, MetaData, String, Table, and_, bindparam, delete, exists,
+from sqlalchemy import (DateTime, MetaData, Table, and_, bindparam, delete, exists,
                         false, func, insert, literal, null, or_, select, true, update)
 from sqlalchemy.sql.elements import ColumnElement
 
 from lethe.audit import AuditEntry, AuditTrail
-from lethe.config import InventoryRule, SqlSource
 from lethe.db import due_by, greatest_sql, normalised_email, timestamp_sql
 from lethe.exemptions import Exemptions, load_exemptions
 from lethe.periods import Period
