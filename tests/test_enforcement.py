@@ -141,3 +141,32 @@ def test_a_misnamed_hold_column_stops_every_rule_that_needs_holds(estate, tmp_pa
     with pytest.raises(SchemaMismatch, match=r"column legal_holds\.lifted_on does not exist"):
         run_rule(ctx, "N1")  # a marketing rule: its holds live in the CRM
     assert snapshots(estate) == before
+
+
+def test_rules_running_at_the_same_time_share_the_sources_and_the_chain(estate):
+    """As under a live scheduler: tasks of several rules write the same databases at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lethe.runner import Engines
+
+    as_of = datetime(2026, 11, 26)
+    seeded(estate, as_of)
+    crm_before, marketing_before = snapshots(estate)
+    crm_expected, marketing_expected = expected(crm_before, marketing_before, as_of, TEST_KEY)
+
+    def one(rule):
+        engines = Engines(resolve=lambda conn_id: estate.urls[conn_id])  # own connections per task
+        try:
+            ctx = estate.context(as_of, run_id=f"run-{rule}", batch_size=20)
+            ctx.engine_for = engines
+            ctx.audit.engine = engines("lethe_audit")
+            return run_rule(ctx, rule)
+        finally:
+            engines.dispose()
+
+    with ThreadPoolExecutor(max_workers=len(SQL_RULES)) as pool:
+        results = dict(zip(SQL_RULES, pool.map(one, SQL_RULES)))
+    assert all(r["status"] == "ok" and r["remaining_after"] == 0 for r in results.values())
+    assert snapshots(estate) == (crm_expected, marketing_expected)
+    trail = estate.context(as_of).audit
+    assert trail.verify().ok

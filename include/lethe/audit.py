@@ -27,6 +27,8 @@ from sqlalchemy import (Boolean, Column, DateTime, Integer, MetaData, String, Ta
                         UniqueConstraint, insert, select, delete)
 from sqlalchemy.engine import Connection, Engine
 
+from lethe.db import schema_change
+
 GENESIS = "0" * 64
 OUTBOX_TABLE = "lethe_audit_outbox"
 
@@ -157,24 +159,19 @@ class AuditTrail:
 
     def create(self) -> None:
         """Create the chain's tables, its head row and the append-only guard (idempotent)."""
-        audit_metadata.create_all(self.engine)
-        self._guard_append_only()
-        with self.engine.begin() as conn:
+        with schema_change(self.engine) as conn:
+            audit_metadata.create_all(conn)
             if conn.execute(select(head_table.c.id).where(head_table.c.id == 1)).first() is None:
                 conn.execute(insert(head_table), {"id": 1, "seq": 0, "entry_hash": GENESIS})
-
-    def _guard_append_only(self) -> None:
-        """Triggers that refuse UPDATE and DELETE on the chain, so no code path can rewrite it.
-
-        Someone with owner rights can still drop them; the hash chain is what proves tampering.
-        """
-        with self.engine.begin() as conn:
+            # Triggers that refuse UPDATE and DELETE on the chain, so no code path can rewrite it.
+            # Someone with owner rights can still drop them; the hash chain proves tampering.
             for statement in APPEND_ONLY_GUARDS[self.engine.dialect.name]:
                 conn.exec_driver_sql(statement)
 
     @staticmethod
     def create_outbox(source_engine: Engine) -> None:
-        outbox_metadata.create_all(source_engine)
+        with schema_change(source_engine) as conn:
+            outbox_metadata.create_all(conn)
 
     @staticmethod
     def stage(conn: Connection, entries: Iterable[AuditEntry]) -> int:

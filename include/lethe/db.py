@@ -12,8 +12,11 @@ import json
 import os
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, bindparam, create_engine, event, func
-from sqlalchemy.engine import URL, Engine, make_url
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import DateTime, Integer, String, bindparam, create_engine, event, func, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -110,11 +113,12 @@ def _sqlite_normalise_timestamp(value):
     return to_utc_naive(value).strftime(_SQLITE_DATETIME)
 
 
-def make_engine(url: str | URL, *, serialise_writes: bool = False) -> Engine:
+def make_engine(url: str | URL) -> Engine:
     """An engine for any supported database.
 
-    ``serialise_writes`` makes SQLite transactions take the write lock at BEGIN, so that two
-    writers cannot interleave (used by the audit chain).
+    On SQLite every transaction takes the write lock at BEGIN (``BEGIN IMMEDIATE``): concurrent
+    tasks then wait for each other (up to the 60 s timeout) instead of failing when a reading
+    transaction tries to become a writing one while another task writes.
     """
     url = normalise_url(url)
     kwargs: dict = {"future": True}
@@ -137,9 +141,32 @@ def make_engine(url: str | URL, *, serialise_writes: bool = False) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if serialise_writes else "BEGIN")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+@contextmanager
+def schema_change(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding a database-wide lock for Lethe's own DDL.
+
+    Several tasks may start at once against a fresh database and each create the audit or outbox
+    tables; without the lock two ``CREATE TABLE`` statements race and one fails.
+    """
+    with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE already serialises
+        backend = engine.dialect.name
+        if backend == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        elif backend == "mysql":
+            conn.execute(text("SELECT GET_LOCK(:name, 120)"), {"name": "lethe_schema"})
+        try:
+            yield conn
+        finally:
+            if backend == "mysql":
+                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": "lethe_schema"})
+
+
+_SCHEMA_LOCK_KEY = 0x1E7E  # any constant: the advisory lock Lethe's DDL takes on PostgreSQL
 
 
 # --------------------------------------------------------------------------- SQL constructs

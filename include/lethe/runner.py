@@ -32,8 +32,7 @@ class Engines:
 
     def __call__(self, conn_id: str) -> Engine:
         if conn_id not in self._engines:
-            self._engines[conn_id] = make_engine(self.resolve(conn_id),
-                                                 serialise_writes=conn_id == AUDIT_CONN_ID)
+            self._engines[conn_id] = make_engine(self.resolve(conn_id))
         return self._engines[conn_id]
 
     def dispose(self) -> None:
