@@ -101,11 +101,12 @@ def audit_key() -> str:
 def configuration_errors_fail_fast():
     """A wrong name or setting will not fix itself: fail the task now instead of retrying."""
     from lethe.config import ConfigError
+    from lethe.rules.sql import BadData
     from lethe.schema import SchemaMismatch
 
     try:
         yield
-    except (ConfigError, SchemaMismatch) as exc:
+    except (ConfigError, SchemaMismatch, BadData) as exc:
         raise AirflowFailException(str(exc)) from None
 
 

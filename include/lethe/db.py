@@ -100,17 +100,27 @@ def connection_path(conn_id: str) -> str:
     return path
 
 
-def _sqlite_add_period(value, months, days):
-    if value is None:
+def _sqlite_timestamp(value) -> datetime | None:
+    """A SQLite date or timestamp value, or None when it is not one (SQLite does not type-check):
+    such a row is never due, and the rule's check names it before anything changes."""
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return to_utc_naive(str(value))
+    except (TypeError, ValueError):
         return None
-    moment = to_utc_naive(value) if not isinstance(value, datetime) else value
+
+
+def _sqlite_add_period(value, months, days):
+    moment = _sqlite_timestamp(value)
+    if moment is None:
+        return None
     return add_period(moment, Period(months=months, days=days)).strftime(_SQLITE_DATETIME)
 
 
 def _sqlite_normalise_timestamp(value):
-    if value is None:
-        return None
-    return to_utc_naive(value).strftime(_SQLITE_DATETIME)
+    moment = _sqlite_timestamp(value)
+    return None if moment is None else moment.strftime(_SQLITE_DATETIME)
 
 
 def make_engine(url: str | URL) -> Engine:

@@ -34,6 +34,10 @@ from lethe.subjects import email_key, subject_key
 log = logging.getLogger("lethe")
 
 
+class BadData(RuntimeError):
+    """A value the rule must judge is not what the inventory says it is; the message names it."""
+
+
 class SqlRule(RuleAction):
     """Shared query building for the SQL actions."""
 
@@ -61,6 +65,32 @@ class SqlRule(RuleAction):
 
     def check(self) -> None:
         self._metadata = reflect(self.engine, self.source)
+        self._check_dates()
+
+    def _check_dates(self) -> None:
+        """Refuse to run on a trigger date that is not a date (SQLite stores any text).
+
+        Such a row could never be judged; the error names the table, column and rows, and
+        nothing is changed. PostgreSQL and MariaDB type their columns, so this is SQLite's.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return
+        columns = [(self.rule.table, part.column) for part in self.rule.trigger.latest_of if part.column]
+        columns += [(p.newest_related.table, p.newest_related.column)
+                    for p in self.rule.trigger.latest_of if p.newest_related]
+        if self.rule.trigger.fallback:
+            columns.append((self.rule.table, self.rule.trigger.fallback))
+        for table_name, column_name in columns:
+            t = self.t(table_name)
+            key = t.c[self.source.tables[table_name].primary_key]
+            column = t.c[column_name]
+            with self.engine.connect() as conn:
+                bad = conn.execute(select(key).where(column.is_not(None), timestamp_sql(column).is_(None))
+                                   .order_by(key).limit(5)).scalars().all()
+            if bad:
+                raise BadData(f"{self.policy_rule.id}: {table_name}.{column_name} holds values that are not "
+                              f"dates in rows with {key.name} {', '.join(map(str, bad))}"
+                              f"{' and more' if len(bad) == 5 else ''}. Nothing was changed.")
 
     @property
     def exemptions(self) -> Exemptions:
