@@ -61,7 +61,7 @@ def test_not_yaml_names_the_file(tmp_path):
         load_policy(path)
 
 
-def _inventory_copy(tmp_path: Path, name: str, edit) -> Path:
+def inventory_copy(tmp_path: Path, name: str, edit) -> Path:
     folder = tmp_path / "inventory"
     shutil.copytree(DEFAULT_INVENTORY, folder)
     data = yaml.safe_load((folder / name).read_text())
@@ -71,13 +71,13 @@ def _inventory_copy(tmp_path: Path, name: str, edit) -> Path:
 
 
 def test_inventory_rule_not_in_policy(tmp_path):
-    folder = _inventory_copy(tmp_path, "crm.yaml", lambda d: d["rules"][0].update(rule="C9"))
+    folder = inventory_copy(tmp_path, "crm.yaml", lambda d: d["rules"][0].update(rule="C9"))
     with pytest.raises(ConfigError, match=r"crm.yaml: rule C9: not in the policy"):
         load_inventory(folder, load_policy())
 
 
 def test_inventory_action_must_match_policy(tmp_path):
-    folder = _inventory_copy(tmp_path, "crm.yaml", lambda d: d["rules"][1].update(action="delete"))
+    folder = inventory_copy(tmp_path, "crm.yaml", lambda d: d["rules"][1].update(action="delete"))
     with pytest.raises(ConfigError, match=r"rule K1, field action: 'delete' but the policy says 'anonymise'"):
         load_inventory(folder, load_policy())
 
@@ -86,13 +86,13 @@ def test_inventory_action_must_match_policy(tmp_path):
 def test_identifiers_with_odd_characters_are_refused(tmp_path, bad):
     def edit(d):
         d["tables"][bad] = d["tables"].pop("interactions")
-    folder = _inventory_copy(tmp_path, "crm.yaml", edit)
+    folder = inventory_copy(tmp_path, "crm.yaml", edit)
     with pytest.raises(ConfigError, match="not a plain SQL identifier|not under tables"):
         load_inventory(folder, load_policy())
 
 
 def test_inventory_reference_to_unknown_table(tmp_path):
-    folder = _inventory_copy(tmp_path, "crm.yaml",
+    folder = inventory_copy(tmp_path, "crm.yaml",
                              lambda d: d["tables"]["contacts"]["dependents"].append(
                                  {"table": "notes", "foreign_key": "contact_id"}))
     with pytest.raises(ConfigError, match=r"dependents names table 'notes'"):

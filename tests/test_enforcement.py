@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 
 import pytest
-import yaml
 from sqlalchemy import func, select
 
 from conftest import TEST_KEY
 from lethe.audit import audit_table
-from lethe.config import DEFAULT_INVENTORY, load_inventory, load_policy
+from lethe.config import load_inventory, load_policy
 from lethe.demo.seed import DemoSizes, seed_crm, seed_marketing
 from lethe.runner import run_rule
 from lethe.schema import SchemaMismatch
 from oracle import CRM_TABLES, MARKETING_TABLES, expected, snapshot
+from test_config import inventory_copy
 
 SQL_RULES = ["N1", "W1", "W2", "C1", "K1"]
 SMALL = DemoSizes(companies=60, contacts=400, subscribers=300, consents=300, web_events=600)
@@ -95,11 +94,8 @@ def test_dry_run_changes_nothing_and_records_what_it_would_do(estate):
 def test_unknown_column_stops_the_source_before_anything_changes(estate, tmp_path):
     as_of = datetime(2026, 11, 26)
     seeded(estate, as_of)
-    folder = tmp_path / "inventory"
-    shutil.copytree(DEFAULT_INVENTORY, folder)
-    data = yaml.safe_load((folder / "crm.yaml").read_text())
-    data["tables"]["contacts"]["personal_data"]["mobile"] = {"anonymise": "null"}
-    (folder / "crm.yaml").write_text(yaml.safe_dump(data))
+    folder = inventory_copy(tmp_path, "crm.yaml",
+                            lambda d: d["tables"]["contacts"]["personal_data"].update(mobile={"anonymise": "null"}))
     policy = load_policy()
     inventory = load_inventory(folder, policy)
     before = snapshots(estate)
@@ -130,11 +126,8 @@ def test_batches_commit_with_their_audit_entries(estate):
 def test_a_misnamed_hold_column_stops_every_rule_that_needs_holds(estate, tmp_path):
     as_of = datetime(2026, 11, 26)
     seeded(estate, as_of)
-    folder = tmp_path / "inventory"
-    shutil.copytree(DEFAULT_INVENTORY, folder)
-    data = yaml.safe_load((folder / "crm.yaml").read_text())
-    data["exemptions"]["legal_hold"]["in_force_until"] = "lifted_on"
-    (folder / "crm.yaml").write_text(yaml.safe_dump(data))
+    folder = inventory_copy(tmp_path, "crm.yaml",
+                            lambda d: d["exemptions"]["legal_hold"].update(in_force_until="lifted_on"))
     policy = load_policy()
     ctx = estate.context(as_of, policy=policy, inventory=load_inventory(folder, policy))
     before = snapshots(estate)

@@ -67,34 +67,33 @@ def normalise_url(url: str | URL) -> URL:
     return parsed
 
 
-def connection_url(conn_id: str) -> URL:
-    """Resolve a connection id from ``AIRFLOW_CONN_<ID>`` without Airflow (CLI, tests)."""
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+def _connection_from_env(conn_id: str) -> str | dict:
+    """``AIRFLOW_CONN_<ID>`` as Airflow reads it: a URI, or a JSON object of fields."""
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "").strip()
     if not raw:
         raise ConnectionNotConfigured(f"connection {conn_id!r} is not set (AIRFLOW_CONN_{conn_id.upper()})")
-    raw = raw.strip()
-    if raw.startswith("{"):
-        data = json.loads(raw)
-        return url_from_fields(data.get("conn_type", ""), data.get("host"), data.get("login"),
-                               data.get("password"), data.get("port"), data.get("schema"))
-    return normalise_url(raw)
+    return json.loads(raw) if raw.startswith("{") else raw
+
+
+def connection_url(conn_id: str) -> URL:
+    """Resolve a connection id from ``AIRFLOW_CONN_<ID>`` without Airflow (CLI, tests)."""
+    conn = _connection_from_env(conn_id)
+    if isinstance(conn, dict):
+        return url_from_fields(conn.get("conn_type", ""), conn.get("host"), conn.get("login"),
+                               conn.get("password"), conn.get("port"), conn.get("schema"))
+    return normalise_url(conn)
 
 
 def connection_path(conn_id: str) -> str:
     """The folder of a file-system connection from ``AIRFLOW_CONN_<ID>`` (JSON, ``extra.path``)."""
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if not raw:
-        raise ConnectionNotConfigured(f"connection {conn_id!r} is not set (AIRFLOW_CONN_{conn_id.upper()})")
-    raw = raw.strip()
-    if raw.startswith("{"):
-        data = json.loads(raw)
-        extra = data.get("extra") or {}
+    conn = _connection_from_env(conn_id)
+    if isinstance(conn, dict):
+        extra = conn.get("extra") or {}
         if isinstance(extra, str):
             extra = json.loads(extra)
-        path = extra.get("path") or data.get("host")
+        path = extra.get("path") or conn.get("host")
     else:
-        parsed = make_url(raw) if "://" in raw else None
-        path = parsed.database if parsed is not None else raw
+        path = make_url(conn).database if "://" in conn else conn
     if not path:
         raise ConnectionNotConfigured(f"connection {conn_id!r} names no folder (extra.path)")
     return path
