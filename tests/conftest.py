@@ -123,8 +123,12 @@ class Estate:
 
 
 @pytest.fixture
-def estate(databases):
+def estate(databases, tmp_path):
     urls = {conn_id: databases.new(conn_id.replace("lethe_", "")) for conn_id in ("crm", "marketing", "lethe_audit")}
+    # C1 asks the trial server which sign-ups' databases are still there: an empty folder here
+    # (tests of T1 point "trials" at a server of their own).
+    (tmp_path / "no_trials").mkdir()
+    urls["trials"] = f"sqlite:///{tmp_path / 'no_trials'}"
     engines = Engines(resolve=lambda conn_id: urls[conn_id])
     yield Estate(urls, engines)
     engines.dispose()

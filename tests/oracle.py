@@ -57,8 +57,9 @@ def due(trigger, period: Period, as_of: datetime) -> bool:
     return trigger is not None and add_period(_dt(trigger), period) <= as_of
 
 
-def expected(crm: dict, marketing: dict, as_of: datetime, key: str, rules=("N1", "W1", "W2", "C1", "K1")):
-    """The estate after the rules ran at ``as_of``."""
+def expected(crm: dict, marketing: dict, as_of: datetime, key: str, rules=("N1", "W1", "W2", "C1", "K1"),
+             trial_databases: frozenset[str] = frozenset()):
+    """The estate after the rules ran at ``as_of``; ``trial_databases``: those on the trial server."""
     import copy
     crm, marketing = copy.deepcopy(crm), copy.deepcopy(marketing)
     held, restricted = exempt_addresses(crm, as_of)
@@ -86,8 +87,9 @@ def expected(crm: dict, marketing: dict, as_of: datetime, key: str, rules=("N1",
         for r in crm["interactions"].values():
             when = _dt(r["occurred_at"])
             newest[r["contact_id"]] = max(newest.get(r["contact_id"], when), when)
-        # A contact whose trial database is not dropped yet waits for rule T1.
-        open_trials = {r["contact_id"] for r in crm["trial_signups"].values() if r["database_dropped_at"] is None}
+        # A contact whose trial database is still on the server waits for rule T1.
+        open_trials = {r["contact_id"] for r in crm["trial_signups"].values()
+                       if r["database_name"] in trial_databases}
         gone = set()
         for cid, r in crm["contacts"].items():
             if cid in open_trials:

@@ -132,6 +132,10 @@ def test_one_second_before_and_at_the_deadline(estate, case):
 
 
 def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(estate):
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
     empty_estate(estate)
     c1_layout(estate)
     add(estate, "crm", schema.contacts, contact(2, 1, created=datetime(2026, 1, 1), email="keep@example.com"))
@@ -139,12 +143,14 @@ def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(e
                                              "channel": "phone", "notes": "call back"})
     add(estate, "crm", schema.trial_signups, {"id": 1, "contact_id": 1, "database_name": "trial_ann",
                                               "trial_started_at": datetime(2023, 5, 1), "trial_ends_at": datetime(2023, 5, 31)})
-    # While the trial database is not dropped, its sign-up row must stay: the contact waits.
+    trial_file = Path(make_url(estate.urls["trials"]).database) / "trial_ann.sqlite"
+    trial_file.write_bytes(b"")
+    # While the trial database is on the server, its sign-up row must stay: the contact waits.
     waiting = run_rule(estate.context(datetime(2027, 3, 1)), "C1")
     assert waiting["deleted"] == 0 and waiting["extra"] == {"waiting": 1} and waiting["remaining_after"] == 0
+    assert waiting["due"] == 1 and waiting["eligible"] == 0
     assert ids(estate, "crm", schema.contacts) == {1, 2}
-    with estate.engine("crm").begin() as conn:
-        conn.execute(schema.trial_signups.update().values(database_dropped_at=datetime(2023, 9, 1)))
+    trial_file.unlink()  # gone from the server (dropped by T1, or never there)
     result = run_rule(estate.context(datetime(2027, 3, 1), run_id="after-t1"), "C1")
     assert result["deleted"] == 1 and result["related"] == {"interactions": 1, "trial_signups": 1}
     assert ids(estate, "crm", schema.contacts) == {2}

@@ -91,19 +91,31 @@ def test_dry_run_changes_nothing_and_records_what_it_would_do(estate):
     assert real["C1"]["deleted"] == results["C1"]["deleted"]
 
 
-def test_unknown_column_stops_the_source_before_anything_changes(estate, tmp_path):
+def test_an_unknown_column_stops_the_rules_that_use_it_and_only_those(estate, tmp_path):
     as_of = datetime(2026, 11, 26)
     seeded(estate, as_of)
+    # K1 rewrites personal data: a personal-data column the CRM lacks stops it. C1 deletes whole
+    # rows and never names that column: it is not stopped.
     folder = inventory_copy(tmp_path, "crm.yaml",
                             lambda d: d["tables"]["contacts"]["personal_data"].update(mobile={"anonymise": "null"}))
     policy = load_policy()
     inventory = load_inventory(folder, policy)
     before = snapshots(estate)
     ctx = estate.context(as_of, policy=policy, inventory=inventory)
-    for rule in ("C1", "K1"):
-        with pytest.raises(SchemaMismatch, match=r"column contacts\.mobile does not exist.*Nothing was changed"):
-            run_rule(ctx, rule)
+    with pytest.raises(SchemaMismatch, match=r"^rule K1: .*column contacts\.mobile does not exist.*Nothing was changed"):
+        run_rule(ctx, "K1")
     assert snapshots(estate) == before
+    assert run_rule(ctx, "C1")["deleted"] > 0
+
+    # A trigger column only C1 reads stops C1, not K1.
+    folder = inventory_copy(tmp_path / "second", "crm.yaml",
+                            lambda d: d["rules"][0]["trigger"]["latest_of"][0].update(column="last_touch_at"))
+    ctx = estate.context(as_of, policy=policy, inventory=load_inventory(folder, policy), run_id="second")
+    before = snapshots(estate)
+    with pytest.raises(SchemaMismatch, match=r"^rule C1: .*column contacts\.last_touch_at does not exist"):
+        run_rule(ctx, "C1")
+    assert snapshots(estate) == before
+    assert run_rule(ctx, "K1")["anonymised"] > 0
 
 
 def test_batches_commit_with_their_audit_entries(estate):
@@ -123,7 +135,7 @@ def test_batches_commit_with_their_audit_entries(estate):
     assert entry_ids == total
 
 
-def test_a_misnamed_hold_column_stops_every_rule_that_needs_holds(estate, tmp_path):
+def test_a_misnamed_hold_column_stops_every_rule_that_consults_holds_and_only_those(estate, tmp_path):
     as_of = datetime(2026, 11, 26)
     seeded(estate, as_of)
     folder = inventory_copy(tmp_path, "crm.yaml",
@@ -131,9 +143,12 @@ def test_a_misnamed_hold_column_stops_every_rule_that_needs_holds(estate, tmp_pa
     policy = load_policy()
     ctx = estate.context(as_of, policy=policy, inventory=load_inventory(folder, policy))
     before = snapshots(estate)
-    with pytest.raises(SchemaMismatch, match=r"column legal_holds\.lifted_on does not exist"):
-        run_rule(ctx, "N1")  # a marketing rule: its holds live in the CRM
+    for rule in ("N1", "C1", "K1"):  # N1 is a marketing rule: its holds live in the CRM
+        with pytest.raises(SchemaMismatch, match=rf"^rule {rule}: .*column legal_holds\.lifted_on does not exist"):
+            run_rule(ctx, rule)
     assert snapshots(estate) == before
+    # Cookie-keyed rules consult no hold (a hold names an address): they run.
+    assert run_rule(ctx, "W1")["deleted"] > 0 and run_rule(ctx, "W2")["deleted"] > 0
 
 
 def test_rules_running_at_the_same_time_share_the_sources_and_the_chain(estate):

@@ -88,48 +88,16 @@ def seed_demo(
                f"{estate / 'demo-audit-key'}")
 
 
-class _SourceProblem(Exception):
-    """What ``policy check`` found wrong with one source (a message, no stack trace)."""
-
-
-def _check_sql(policy, inventory, source) -> str:
-    from lethe.db import connection_url, make_engine
-    from lethe.schema import check_source
-
-    check_source(make_engine(connection_url(source.connection_id)), source)
-    return f"{len(source.tables)} tables match the live schema"
-
-
-def _check_trial_databases(policy, inventory, source) -> str:
-    from lethe.db import connection_url, make_engine
-    from lethe.rules.trials import check_live
-
-    found = check_live(policy, inventory, source, connection_url,
-                       lambda conn_id: make_engine(connection_url(conn_id)))
-    return (f"catalog {source.catalog.source}.{source.catalog.table} matches the live schema; "
-            f"{found['matching']} of {found['databases']} databases on connection "
-            f"{source.connection_id!r} match the name pattern")
-
-
-def _check_log_folder(policy, inventory, source) -> str:
-    from lethe.db import connection_path
-
-    folder = Path(connection_path(source.connection_id))
-    if not folder.is_dir():
-        raise _SourceProblem(f"log folder {folder} is not a directory")
-    return f"log folder {folder} exists"
-
-
-# One checker per kind of source: a new kind of source adds its checker here.
-_SOURCE_CHECKS = {"sql": _check_sql, "trial_databases": _check_trial_databases,
-                  "log_folder": _check_log_folder}
-
-
 @policy_app.command("check")
 def policy_check():
-    """Validate the policy and inventory files, then check every name against the live systems."""
+    """Validate the policy and inventory files, then check, rule by rule, every name it uses
+    against the live systems (what the rule's tasks check before they change anything)."""
+    from datetime import datetime
+
     from lethe.config import ConfigError, load_inventory, load_policy
-    from lethe.db import ConnectionNotConfigured
+    from lethe.db import ConnectionNotConfigured, connection_path, connection_url
+    from lethe.rules import RunContext, action_for
+    from lethe.runner import Engines
     from lethe.schema import SchemaMismatch
 
     try:
@@ -138,18 +106,26 @@ def policy_check():
     except ConfigError as exc:
         _fail(str(exc), 2)
     typer.echo(f"policy: {len(policy.rules)} rules ({', '.join(policy.rule_ids)})")
+    engines = Engines(resolve=connection_url)
+    ctx = RunContext(run_id="policy-check", dag_id="", task_id="", as_of=datetime.min, dry_run=True,
+                     policy=policy, inventory=inventory, audit=None, key="", engine_for=engines,
+                     url_for=connection_url, folder_for=connection_path)
     problems = 0
     for source in inventory.sources.values():
-        rules = ", ".join(inventory.rules_of(source.source)) or "none"
-        try:
-            found = _SOURCE_CHECKS[source.kind](policy, inventory, source)
-            typer.echo(f"source {source.source}: {found} (rules {rules})")
-        except (SchemaMismatch, ConnectionNotConfigured, _SourceProblem) as exc:
-            problems += 1
-            typer.echo(f"source {source.source}: {exc}", err=True)
-        except Exception as exc:  # a source that cannot be reached is reported, the others checked
-            problems += 1
-            typer.echo(f"source {source.source}: cannot connect: {type(exc).__name__}", err=True)
+        for rule_id in inventory.rules_of(source.source):
+            where = f"rule {rule_id} (source {source.source})"
+            try:
+                action = action_for(ctx, rule_id)
+                action.check()
+                typer.echo(f"{where}: ok: {action.check_summary()}")
+            except (SchemaMismatch, ConnectionNotConfigured, ConfigError, OSError) as exc:
+                problems += 1
+                typer.echo(f"{where}: {exc}", err=True)
+            except Exception as exc:  # a source that cannot be reached is reported, the others checked
+                problems += 1
+                typer.echo(f"{where}: cannot connect: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                           err=True)
+    engines.dispose()
     if problems:
         raise typer.Exit(1)
 

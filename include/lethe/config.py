@@ -218,14 +218,16 @@ class Suppression(Strict):
 
 
 class WaitFor(Strict):
-    """A due row waits while a related row still has ``while_null`` empty (another rule's work)."""
+    """A due row waits while another rule still needs rows that point at it.
 
-    table: str
-    foreign_key: str
-    while_null: str
+    ``rule`` names that rule; today a ``drop_database`` rule, whose catalog rows name the trial
+    databases it has still to drop: deleting such a row first would leave a database no rule
+    knows of. The other rule says which of its rows are still open (from the server and Lethe's
+    own record of what it dropped), never a column Lethe expects the company to add.
+    """
+
+    rule: str
     reason: str
-    _c = field_validator("table", "foreign_key", "while_null")(lambda cls, v: _identifier(v))
-
 
 class InventoryRule(Strict):
     rule: str
@@ -249,9 +251,13 @@ class ExemptionTable(Strict):
 
 
 class SqlSource(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     source: str
     kind: Literal["sql"]
     connection_id: str
+    # ``schema:`` in the file: the PostgreSQL schema holding the tables (default: the search path).
+    schema_name: str | None = Field(default=None, alias="schema")
     description: str = ""
     hosting: str = ""
     exemptions: dict[Literal["legal_hold", "restriction"], ExemptionTable] = {}
@@ -260,6 +266,8 @@ class SqlSource(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> "SqlSource":
+        if self.schema_name is not None:
+            _identifier(self.schema_name)
         for name in self.tables:
             _identifier(name)
         known = set(self.tables)
@@ -283,8 +291,6 @@ class SqlSource(Strict):
                     raise ValueError(f"rule {rule.rule}: customer_until needs tables.{rule.table}.customer")
             if rule.customer_status != "any" and not table.customer:
                 raise ValueError(f"rule {rule.rule}: customer_status needs tables.{rule.table}.customer")
-            for wait in rule.wait_for:
-                need(wait.table, f"rule {rule.rule} wait_for")
             if rule.suppress:
                 need(rule.suppress.table, f"rule {rule.rule} suppress")
                 if not table.subject or table.subject.kind != "email":
@@ -313,10 +319,9 @@ class TrialCatalog(Strict):
     database_name: str
     trial_ends_at: str
     subscribed_at: str
-    dropped_at: str
     contact: CatalogContact
     _c = field_validator("table", "primary_key", "database_name", "trial_ends_at", "subscribed_at",
-                         "dropped_at")(lambda cls, v: _identifier(v))
+                         )(lambda cls, v: _identifier(v))
 
 
 class TrialRule(Strict):
@@ -464,10 +469,33 @@ def load_inventory(
     for source in sources.values():
         if source.kind == "trial_databases" and source.catalog.source not in sources:
             raise ConfigError(f"source {source.source}: catalog.source {source.catalog.source!r} is not an inventory source")
+        if source.kind == "trial_databases" and sources[source.catalog.source].kind != "sql":
+            raise ConfigError(f"source {source.source}: catalog.source {source.catalog.source!r} is not a SQL source")
     seen: dict[str, str] = {}
     for source in sources.values():
         for rule in source.rules:
             if rule.rule in seen:
                 raise ConfigError(f"rule {rule.rule} is enforced by both {seen[rule.rule]} and {source.source}")
             seen[rule.rule] = source.source
+    for source in sources.values():
+        for rule in source.rules:
+            for wait in getattr(rule, "wait_for", []):
+                _check_wait(sources, seen, source, rule, wait)
     return Inventory(sources=sources)
+
+
+def _check_wait(sources: dict[str, Any], enforced_by: dict[str, str], source: SqlSource,
+                rule: InventoryRule, wait: WaitFor) -> None:
+    """``wait_for`` names a rule whose catalog rows point at this rule's table, in this source."""
+    where = f"source {source.source}: rule {rule.rule}, field wait_for"
+    if wait.rule not in enforced_by:
+        raise ConfigError(f"{where}: rule {wait.rule!r} is not enforced by any source")
+    other = sources[enforced_by[wait.rule]]
+    if other.kind != "trial_databases":
+        raise ConfigError(f"{where}: rule {wait.rule} is not a drop_database rule (only those can be waited for)")
+    catalog = other.catalog
+    if catalog.source != source.source or catalog.contact.table != rule.table:
+        raise ConfigError(f"{where}: the catalog of rule {wait.rule} ({catalog.source}.{catalog.table}) "
+                          f"does not point at {source.source}.{rule.table}")
+    if catalog.table not in source.tables:
+        raise ConfigError(f"{where}: the catalog table {catalog.table!r} is not under tables: of {source.source}")

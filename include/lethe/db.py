@@ -36,6 +36,10 @@ _DRIVERS = {
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
+# Every session Lethe opens works in UTC (see make_engine).
+_SESSION_UTC = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'"}
+
+
 class ConnectionNotConfigured(RuntimeError):
     pass
 
@@ -136,6 +140,18 @@ def make_engine(url: str | URL) -> Engine:
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
+    if url.get_backend_name() in _SESSION_UTC:
+        statement = _SESSION_UTC[url.get_backend_name()]
+
+        @event.listens_for(engine, "connect")
+        def _session_in_utc(dbapi_connection, _record):
+            # Deadlines are instants in UTC whatever the server's or database's time zone: a
+            # `timestamptz` or MariaDB `TIMESTAMP` is read, and a naive as-of is compared, in UTC.
+            cursor = dbapi_connection.cursor()
+            cursor.execute(statement)
+            cursor.close()
+            dbapi_connection.commit()
+
     if url.get_backend_name() == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -227,7 +243,16 @@ def _timestamp_default(element, compiler, **kw):
 
 @compiles(timestamp_sql, "postgresql")
 def _timestamp_pg(element, compiler, **kw):
-    return f"CAST({compiler.process(element.clauses, **kw)} AS TIMESTAMP)"
+    # The UTC wall time of the value, independent of the session's time zone: a `timestamptz` is
+    # converted explicitly; text is read as `timestamptz` so that an offset in it counts (text
+    # without an offset is UTC); `timestamp` and `date` are UTC already.
+    expr = compiler.process(element.clauses, **kw)
+    value_type = element.clauses.clauses[0].type
+    if isinstance(value_type, DateTime) and value_type.timezone:
+        return f"({expr} AT TIME ZONE 'UTC')"
+    if isinstance(value_type, String):
+        return f"(CAST({expr} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
+    return f"CAST({expr} AS TIMESTAMP)"
 
 
 @compiles(timestamp_sql, "mysql")

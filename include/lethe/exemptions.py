@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import DateTime, MetaData, bindparam, or_, select
-
-from lethe.db import timestamp_sql
-from lethe.schema import check_source
+from sqlalchemy import DateTime, bindparam, or_, select
 
 from lethe.config import Inventory
+from lethe.db import timestamp_sql
+from lethe.schema import exemption_needs, reflect_tables, source_engine
 from lethe.subjects import normalise_email
 
 
@@ -26,20 +25,27 @@ class Exemptions:
         return self.held | self.restricted
 
 
-def load_exemptions(inventory: Inventory, engine_for, as_of: datetime) -> Exemptions:
+def check_exemptions(inventory: Inventory, engine_for, *, user: str) -> None:
+    """Check the hold and restriction tables' names (only those) for ``user`` (``"rule N1"``)."""
+    for source in inventory.exemption_sources():
+        engine = source_engine(engine_for(source.connection_id), source)
+        reflect_tables(engine, source, exemption_needs(source), user=user)
+
+
+def load_exemptions(inventory: Inventory, engine_for, as_of: datetime, *, user: str = "") -> Exemptions:
     """Read every hold and restriction table of the inventory.
 
-    In force at the as-of: started at or before it and not ended by it. If a source with
-    exemption tables cannot be read, this raises: no rule may run without knowing its holds.
+    In force at the as-of: started at or before it and not ended by it. A hold names an address:
+    an empty one names nobody and is left out. If a source with exemption tables cannot be read,
+    this raises: no rule may run without knowing its holds.
     """
     found: dict[str, set[str]] = {"legal_hold": set(), "restriction": set()}
     for source in inventory.exemption_sources():
-        engine = engine_for(source.connection_id)
-        check_source(engine, source)  # a misnamed hold table or column stops the rule, clearly
-        metadata = MetaData()
-        metadata.reflect(engine, only=sorted({ex.table for ex in source.exemptions.values()}))
+        engine = source_engine(engine_for(source.connection_id), source)
+        # A misnamed hold table or column stops the rule, clearly; only these names are checked.
+        tables = reflect_tables(engine, source, exemption_needs(source), user=user or "holds")
         for kind, ex in source.exemptions.items():
-            t = metadata.tables[ex.table]
+            t = tables[ex.table]
             as_of_param = bindparam(None, as_of, type_=DateTime)
             query = select(t.c[ex.email]).where(
                 t.c[ex.email].is_not(None),
@@ -48,5 +54,6 @@ def load_exemptions(inventory: Inventory, engine_for, as_of: datetime) -> Exempt
             )
             with engine.connect() as conn:
                 for (address,) in conn.execute(query):
-                    found[kind].add(normalise_email(address))
+                    if normalise_email(address):
+                        found[kind].add(normalise_email(address))
     return Exemptions(frozenset(found["legal_hold"]), frozenset(found["restriction"]))

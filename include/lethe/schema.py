@@ -1,4 +1,14 @@
-"""Check the inventory against the live schema before anything changes."""
+"""Check the names a rule uses against the live schema before anything changes.
+
+Each rule checks exactly the tables and columns it reads or writes (its own table, the trigger's,
+the customer link's, the dependents it deletes or rewrites, the suppression list, the hold and
+restriction tables it consults), and nothing else: a column that only another rule needs cannot
+stop it. A missing name raises :class:`SchemaMismatch` naming the rule, the connection and every
+missing table or column; nothing has changed at that point.
+
+A SQL source may name a PostgreSQL ``schema``; its tables are then reflected there, and the
+source's engine puts Lethe's own outbox table there too (``schema_translate_map``).
+"""
 
 from __future__ import annotations
 
@@ -7,74 +17,63 @@ from sqlalchemy.engine import Engine
 
 from lethe.config import SqlSource
 
+# table name -> the column names used in it
+Needs = dict[str, set[str]]
+
 
 class SchemaMismatch(RuntimeError):
     """The inventory names a table or column the database does not have."""
 
 
-def required_columns(source: SqlSource) -> dict[str, set[str]]:
-    """Every table and column of ``source`` the engine may read or change."""
-    need: dict[str, set[str]] = {}
-
-    def add(table: str, *columns: str) -> None:
-        need.setdefault(table, set()).update(c for c in columns if c)
-
-    for name, table in source.tables.items():
-        add(name, table.primary_key, *table.personal_data)
-        if table.subject:
-            add(name, table.subject.column)
-        if table.customer:
-            add(name, table.customer.foreign_key)
-            link = table.customer
-            add(link.table, link.primary_key, link.customer_since, link.customer_until)
-        for dep in table.dependents:
-            add(dep.table, dep.foreign_key)
-    for kind, ex in source.exemptions.items():
-        add(ex.table, ex.email, ex.in_force_from, ex.in_force_until)
-    for rule in source.rules:
-        for part in rule.trigger.latest_of:
-            if part.column:
-                add(rule.table, part.column)
-            if part.newest_related:
-                rel = part.newest_related
-                add(rel.table, rel.foreign_key, rel.column)
-        if rule.trigger.fallback:
-            add(rule.table, rule.trigger.fallback)
-        for wait in rule.wait_for:
-            add(wait.table, wait.foreign_key, wait.while_null)
-        if rule.suppress:
-            s = rule.suppress
-            add(s.table, s.hash_column, s.added_at_column, s.reason_column)
-    return need
+def need(needs: Needs, table: str, *columns: str | None) -> Needs:
+    """Add ``columns`` of ``table`` to ``needs`` (None is skipped); returns ``needs``."""
+    needs.setdefault(table, set()).update(c for c in columns if c)
+    return needs
 
 
-def check_source(engine: Engine, source: SqlSource, origin: str = "") -> None:
-    """Raise :class:`SchemaMismatch` listing every unknown table or column of the source."""
+def exemption_needs(source: SqlSource) -> Needs:
+    """The hold and restriction tables of a source, with the columns read from them."""
+    needs: Needs = {}
+    for ex in source.exemptions.values():
+        need(needs, ex.table, ex.email, ex.in_force_from, ex.in_force_until)
+    return needs
+
+
+def source_engine(engine: Engine, source: SqlSource) -> Engine:
+    """The engine a source's statements run on: in the source's schema when it names one."""
+    if source.schema_name:
+        return engine.execution_options(schema_translate_map={None: source.schema_name})
+    return engine
+
+
+def check_tables(engine: Engine, source: SqlSource, needs: Needs, *, user: str) -> None:
+    """Raise :class:`SchemaMismatch` listing every table or column of ``needs`` that is missing.
+
+    ``user`` says who needs them (``"rule C1"``) and leads the message.
+    """
+    schema = source.schema_name
     inspector = inspect(engine)
-    tables = set(inspector.get_table_names())
+    tables = set(inspector.get_table_names(schema=schema))
+    prefix = f"{schema}." if schema else ""
     problems = []
-    for table, columns in sorted(required_columns(source).items()):
+    for table, columns in sorted(needs.items()):
         if table not in tables:
-            problems.append(f"table {table!r} does not exist")
+            problems.append(f"table {prefix}{table} does not exist")
             continue
-        live = {c["name"] for c in inspector.get_columns(table)}
+        live = {c["name"] for c in inspector.get_columns(table, schema=schema)}
         for column in sorted(columns - live):
-            problems.append(f"column {table}.{column} does not exist")
+            problems.append(f"column {prefix}{table}.{column} does not exist")
     if problems:
-        where = origin or f"inventory source {source.source!r}"
         raise SchemaMismatch(
-            f"{where} does not match the database of connection {source.connection_id!r}: "
-            + "; ".join(problems) + ". Nothing was changed."
+            f"{user}: inventory source {source.source!r} does not match the database of connection "
+            f"{source.connection_id!r}: " + "; ".join(problems) + ". Nothing was changed."
         )
 
 
-def reflect(engine: Engine, source: SqlSource) -> MetaData:
-    """Reflect exactly the tables the inventory names (checked first)."""
-    check_source(engine, source)
+def reflect_tables(engine: Engine, source: SqlSource, needs: Needs, *, user: str) -> dict[str, Table]:
+    """Check ``needs``, then reflect exactly those tables; keyed by the inventory's table names."""
+    check_tables(engine, source, needs, user=user)
+    schema = source.schema_name
     metadata = MetaData()
-    metadata.reflect(engine, only=sorted(required_columns(source)))
-    return metadata
-
-
-def table(metadata: MetaData, name: str) -> Table:
-    return metadata.tables[name]
+    metadata.reflect(engine, only=sorted(needs), schema=schema)
+    return {name: metadata.tables[f"{schema}.{name}" if schema else name] for name in needs}

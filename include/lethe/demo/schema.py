@@ -41,7 +41,6 @@ trial_signups = Table(
     Column("trial_started_at", DateTime, nullable=False),
     Column("trial_ends_at", DateTime, nullable=False),
     Column("subscribed_at", DateTime),
-    Column("database_dropped_at", DateTime),
 )
 legal_holds = Table(
     "legal_holds", crm,

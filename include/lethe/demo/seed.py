@@ -213,12 +213,11 @@ def _seed_trial_signups(engine: Engine, as_of: datetime, seed: int, contacts: li
     deadline = at_deadline(as_of, t1)  # a trial ending here is due exactly at the as-of
     trials = []
 
-    def signup(ends: datetime, contact_id: int, subscribed: datetime | None = None,
-               dropped: datetime | None = None) -> None:
+    def signup(ends: datetime, contact_id: int, subscribed: datetime | None = None) -> None:
         tid = len(trials) + 1
         trials.append({"id": tid, "contact_id": contact_id, "database_name": _trial_name(fake, tid),
                        "trial_started_at": ends - timedelta(days=30), "trial_ends_at": ends,
-                       "subscribed_at": subscribed, "database_dropped_at": dropped})
+                       "subscribed_at": subscribed})
 
     for _ in range(300):
         started = as_of - timedelta(days=rng.randint(5, 420), seconds=rng.randint(0, 86399))
@@ -232,10 +231,6 @@ def _seed_trial_signups(engine: Engine, as_of: datetime, seed: int, contacts: li
     # Held and restricted sign-up contacts keep long-due trials; lapsed holds do not.
     for contact_id in held[:4] + restricted[:3] + lapsed[:2]:
         signup(deadline - timedelta(days=rng.randint(10, 200)), contact_id)
-    # Dropped by earlier runs: no database any more.
-    for _ in range(20):
-        ends = deadline - timedelta(days=rng.randint(30, 600))
-        signup(ends, rng.choice(pool), dropped=add_period(ends, t1) + timedelta(days=1))
     _insert(engine, schema.trial_signups, trials)
 
 

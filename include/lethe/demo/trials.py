@@ -165,12 +165,10 @@ def seed_trial_databases(trials_url: str | URL, crm_engine: Engine, as_of: datet
         conn.execute(insert(signups), [
             {"id": next_id + i, "contact_id": contact, "database_name": row["name"],
              "trial_started_at": row["ends"] - timedelta(days=30), "trial_ends_at": row["ends"],
-             "subscribed_at": row["subscribed"], "database_dropped_at": None}
+             "subscribed_at": row["subscribed"]}
             for i, row in enumerate(decoy_rows)
         ])
-        named = sorted(set(conn.execute(
-            select(signups.c.database_name).where(signups.c.database_dropped_at.is_(None))
-        ).scalars()))
+        named = sorted(set(conn.execute(select(signups.c.database_name)).scalars()))
 
     orphans = [f"trial_{tag}{label}" for label in ("orphan_import_2019", "restore_copy", "old_demo")]
     others = [f"planning_{tag}production", f"billing_{tag}archive"]

@@ -41,6 +41,8 @@ class RuleResult:
     action: str
     dry_run: bool
     as_of: str
+    # SQL rules: every due record is eligible, exempt (hold, restriction) or waiting.
+    due: int = 0
     eligible: int = 0
     deleted: int = 0
     anonymised: int = 0
@@ -107,6 +109,10 @@ class RuleAction:
         """Check every configured name against the live system; raise before anything changes."""
         raise NotImplementedError
 
+    def check_summary(self) -> str:
+        """What :meth:`check` found, in a few words (``lethe policy check``)."""
+        return "names match the live system"
+
     def scan(self) -> RuleResult:
         raise NotImplementedError
 
@@ -115,6 +121,10 @@ class RuleAction:
 
     def verify(self) -> int:
         raise NotImplementedError
+
+    def open_rows(self) -> tuple[str, str, str, list]:
+        """Rows this rule still needs kept (table, key column, link column, keys): ``wait_for``."""
+        raise NotImplementedError(f"rule {self.policy_rule.id} ({self.name}) cannot be waited for")
 
     # -- mapped actions only
     def work_items(self) -> list[dict[str, Any]]:

@@ -328,6 +328,9 @@ class LogFolderRule(RuleAction):
                 f"source {self.source.source}: folder of connection {self.source.connection_id!r} "
                 f"is not a directory: {folder}. Nothing was changed.")
 
+    def check_summary(self) -> str:
+        return f"log folder {self.folder} exists ({len(self.files())} log file(s) match the pattern)"
+
     def files(self) -> list[LogFile]:
         return list_log_files(self.folder, self.pattern)
 

@@ -19,16 +19,16 @@ import logging
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import (DateTime, MetaData, Table, and_, bindparam, delete, exists,
-                        false, func, insert, literal, null, or_, select, true, update)
+from sqlalchemy import (DateTime, Table, and_, bindparam, delete, exists, false, func, insert,
+                        literal, null, or_, select, true, update)
 from sqlalchemy.sql.elements import ColumnElement
 
 from lethe.audit import AuditEntry, AuditTrail
 from lethe.db import due_by, greatest_sql, normalised_email, timestamp_sql
-from lethe.exemptions import Exemptions, load_exemptions
+from lethe.exemptions import Exemptions, check_exemptions, load_exemptions
 from lethe.periods import Period
-from lethe.rules.base import RuleAction, RuleResult, register
-from lethe.schema import reflect
+from lethe.rules.base import RuleAction, RuleResult, action_for, register
+from lethe.schema import Needs, need, reflect_tables, source_engine
 from lethe.subjects import email_key, subject_key
 
 log = logging.getLogger("lethe")
@@ -48,23 +48,59 @@ class SqlRule(RuleAction):
         self.source, self.rule = ctx.inventory.rule(policy_rule.id)
         self.spec = self.source.tables[self.rule.table]
         self.batch_size = self.rule.batch_size or ctx.batch_size
-        self._metadata: MetaData | None = None
+        self._tables: dict[str, Table] | None = None
         self._exemptions: Exemptions | None = None
 
     # ------------------------------------------------------------------ plumbing
 
     @property
     def engine(self):
-        return self.ctx.engine_for(self.source.connection_id)
+        return source_engine(self.ctx.engine_for(self.source.connection_id), self.source)
 
     @property
-    def metadata(self) -> MetaData:
-        if self._metadata is None:
-            self._metadata = reflect(self.engine, self.source)
-        return self._metadata
+    def user(self) -> str:
+        return f"rule {self.policy_rule.id}"
+
+    def needs(self) -> Needs:
+        """Exactly the tables and columns this rule reads or writes in its source."""
+        spec, rule = self.spec, self.rule
+        needs = need({}, rule.table, spec.primary_key, spec.subject.column if spec.subject else None)
+        for part in rule.trigger.latest_of:
+            need(needs, rule.table, part.column)
+            if part.newest_related:
+                rel = part.newest_related
+                need(needs, rel.table, self.source.tables[rel.table].primary_key, rel.foreign_key, rel.column)
+        need(needs, rule.table, rule.trigger.fallback)
+        if rule.customer_status != "any" or any(p.customer_until for p in rule.trigger.latest_of):
+            link = spec.customer
+            need(needs, rule.table, link.foreign_key)
+            need(needs, link.table, link.primary_key, link.customer_since, link.customer_until)
+        for wait in rule.wait_for:
+            catalog = self.ctx.inventory.rule(wait.rule)[0].catalog
+            need(needs, catalog.table, catalog.primary_key, catalog.contact.foreign_key)
+        self.action_needs(needs)
+        return needs
+
+    def action_needs(self, needs: Needs) -> None:
+        """What the action itself touches besides the rule's table (dependents, suppression)."""
+
+    def check_summary(self) -> str:
+        needs = self.needs()
+        holds = " (and the hold and restriction tables)" if self.uses_holds else ""
+        return (f"the {len(needs)} table(s) and {sum(map(len, needs.values()))} column(s) it uses in "
+                f"connection {self.source.connection_id!r}{holds} match the live schema")
+
+    @property
+    def uses_holds(self) -> bool:
+        """Holds and restrictions name an e-mail address: only rules keyed on one consult them."""
+        return bool(self.spec.subject and self.spec.subject.kind == "email")
 
     def check(self) -> None:
-        self._metadata = reflect(self.engine, self.source)
+        self._tables = reflect_tables(self.engine, self.source, self.needs(), user=self.user)
+        if self.uses_holds:
+            check_exemptions(self.ctx.inventory, self.ctx.engine_for, user=self.user)
+        for wait in self.rule.wait_for:
+            action_for(self.ctx, wait.rule).check()
         self._check_dates()
 
     def _check_dates(self) -> None:
@@ -95,11 +131,15 @@ class SqlRule(RuleAction):
     @property
     def exemptions(self) -> Exemptions:
         if self._exemptions is None:
-            self._exemptions = load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of)
+            self._exemptions = (load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of,
+                                                user=self.user)
+                                if self.uses_holds else Exemptions())
         return self._exemptions
 
     def t(self, name: str) -> Table:
-        return self.metadata.tables[name]
+        if self._tables is None:
+            self._tables = reflect_tables(self.engine, self.source, self.needs(), user=self.user)
+        return self._tables[name]
 
     @property
     def table(self) -> Table:
@@ -166,18 +206,29 @@ class SqlRule(RuleAction):
         return self.table.c[self.spec.subject.column] if self.spec.subject else None
 
     def exempt(self, addresses: frozenset[str]) -> ColumnElement:
+        """The subject's address is among ``addresses``: true or false, never unknown.
+
+        A row without an address (NULL) cannot be held: ``IS NOT NULL AND ...`` is false for it,
+        so ``NOT exempt`` is true and the row is judged by its dates like any other (a bare
+        ``IN`` would be unknown for NULL, and the row silently kept).
+        """
         column = self.subject_column()
-        if column is None or self.spec.subject.kind != "email" or not addresses:
+        if column is None or not self.uses_holds or not addresses:
             return false()
-        return normalised_email(column).in_(bindparam(None, sorted(addresses), expanding=True))
+        return and_(column.is_not(None),
+                    normalised_email(column).in_(bindparam(None, sorted(addresses), expanding=True)))
 
     def waiting(self) -> ColumnElement:
-        """Due rows that must wait for other work first (a related row still open)."""
+        """Due rows that must wait for another rule first (it still needs rows pointing at them)."""
         conditions = []
         for wait in self.rule.wait_for:
-            related = self.t(wait.table)
-            conditions.append(exists().where(related.c[wait.foreign_key] == self.pk,
-                                             related.c[wait.while_null].is_(None)))
+            table_name, primary_key, foreign_key, keys = action_for(self.ctx, wait.rule).open_rows()
+            if not keys:
+                continue
+            related = self.t(table_name)
+            conditions.append(exists().where(
+                related.c[foreign_key] == self.pk,
+                related.c[primary_key].in_(bindparam(None, sorted(keys), expanding=True))))
         return or_(*conditions) if conditions else false()
 
     def due(self, period: Period) -> ColumnElement:
@@ -196,6 +247,8 @@ class SqlRule(RuleAction):
         result = self.new_result()
         due = self.due(self.policy_rule.period)
         held, restricted = self.exemptions.held, self.exemptions.restricted - self.exemptions.held
+        # Every due record is one of: eligible, exempt (hold, restriction) or waiting.
+        result.due = self.count(due)
         result.eligible = self.count(self.eligible())
         result.exempt_hold = self.count(and_(due, self.exempt(held)))
         result.exempt_restriction = self.count(and_(due, self.exempt(restricted)))
@@ -307,6 +360,18 @@ class SqlDelete(SqlRule):
     verb = "deleted"
     audit_action = "deleted"
 
+    def action_needs(self, needs: Needs) -> None:
+        def dependents_of(table_name: str) -> None:
+            for dep in self.source.tables[table_name].dependents:
+                child = self.source.tables[dep.table]
+                need(needs, dep.table, dep.foreign_key, child.primary_key if child.dependents else None)
+                dependents_of(dep.table)
+
+        dependents_of(self.rule.table)
+        if self.rule.suppress:
+            s = self.rule.suppress
+            need(needs, s.table, s.hash_column, s.added_at_column, s.reason_column)
+
     def change(self, conn, rows) -> None:
         keys = [row[0] for row in rows]
         self._delete_dependents(conn, self.rule.table, keys)
@@ -353,6 +418,11 @@ class SqlAnonymise(SqlRule):
     name = "anonymise"
     verb = "anonymised"
     audit_action = "anonymised"
+
+    def action_needs(self, needs: Needs) -> None:
+        need(needs, self.rule.table, *self._targets(self.rule.table))
+        for dep in self.related_tables():
+            need(needs, dep.table, dep.foreign_key, *self._targets(dep.table))
 
     def _targets(self, table_name: str) -> dict[str, Any]:
         return {column: (None if a.anonymise == "null" else a.value)

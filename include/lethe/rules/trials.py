@@ -8,7 +8,8 @@ these hold:
 * its name fully matches the inventory's anchored ``name_pattern`` and is a plain identifier
   (letters, digits, underscore): a name with any other character is refused and reported, never
   quoted into a statement; system databases and Lethe's own databases are never candidates;
-* a sign-up row names it, and every live (not yet dropped) row naming it is eligible:
+* a sign-up row names it, and every live row naming it (one whose database Lethe has not
+  recorded dropping) is eligible:
   not converted (``subscribed_at`` is null), ``trial_ends_at`` + period <= the run's as-of
   (calendar arithmetic in the database, as every rule), and the sign-up contact's e-mail is under
   no legal hold or restriction in force at the as-of. One converted row keeps the database: a
@@ -25,18 +26,21 @@ sign-up row ("orphans") are reported for a person to look at and never dropped.
    of the sign-up contact) is chained *before* the drop;
 2. ``DROP DATABASE`` (PostgreSQL ``WITH (FORCE)``; MariaDB after ending other sessions on it;
    SQLite: the file and its journal files, after our engine on it is disposed);
-3. the ``database_dropped`` entry is staged in the catalog database's audit outbox *in the same
-   transaction* that sets the sign-up rows' ``dropped_at``, then drained into the chain.
+3. the ``database_dropped`` entry is chained: the database, the sign-up keys and
+   ``dropped_as_of`` (the as-of of the run that dropped it).
+
+**Lethe's own record.** The ``database_dropped`` entries in the audit store are the record of
+what T1 dropped; nothing is written to the catalog (the company's CRM keeps its columns as they
+are). A sign-up row named in such an entry is settled: T1 never tries its database again, and a
+database of that name found on the server later is an orphan for a person to look at. Rule C1
+waits for a contact while one of its sign-up rows is *open* (:meth:`TrialDrop.open_rows`): its
+database is on the server and not recorded as dropped.
 
 An intent without a later ``database_dropped`` entry for the same database is *open*. The next
 run (or an Airflow retry) finds it: if the database is gone, step 3 is done for it (details say
-``recovered``; the rows' ``dropped_at`` is the as-of of the run that wrote the intent, the run that
+``recovered``; ``dropped_as_of`` is the as-of of the run that wrote the intent, the run that
 dropped it); if it still exists and is still eligible, it is dropped again with a fresh intent.
 Either way exactly one ``database_dropped`` entry is written and the drop is counted once.
-
-``dropped_at`` on the catalog row is the as-of of the run that dropped the database (so a re-run
-of the same as-of writes the same value); the wall-clock time of the drop is the audit entry's
-``recorded_at``.
 
 The report (``RuleResult``): ``deleted`` counts dropped databases and ``related`` their rows per
 table; ``exempt_hold``/``exempt_restriction`` the due databases kept for the sign-up contact;
@@ -58,15 +62,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, bindparam, false, func, inspect, select, table, text, update
+from sqlalchemy import Table, and_, bindparam, false, func, inspect, select, table, text
 from sqlalchemy.engine import URL, Engine
 
-from lethe.audit import AuditEntry, AuditTrail, audit_table, outbox_table
+from lethe.audit import audit_table
 from lethe.config import IDENTIFIER, SqlSource, TrialDatabasesSource
 from lethe.db import add_period_sql, due_by, make_engine, normalise_url, normalised_email, timestamp_sql
-from lethe.exemptions import Exemptions, load_exemptions
+from lethe.exemptions import Exemptions, check_exemptions, load_exemptions
+from lethe.periods import to_utc_naive
 from lethe.rules.base import RuleAction, RuleResult, register
-from lethe.schema import SchemaMismatch
+from lethe.schema import SchemaMismatch, need, reflect_tables, source_engine
 from lethe.subjects import subject_key
 
 log = logging.getLogger("lethe")
@@ -181,7 +186,7 @@ class TrialDrop(RuleAction):
         self.source, self.rule = ctx.inventory.rule(policy_rule.id)
         self.catalog = self.source.catalog
         self.pattern = re.compile(self.source.name_pattern)
-        self._metadata: MetaData | None = None
+        self._tables: dict[str, Table] | None = None
         self._exemptions: Exemptions | None = None
 
     # ------------------------------------------------------------------ connections
@@ -192,7 +197,7 @@ class TrialDrop(RuleAction):
 
     @property
     def catalog_engine(self) -> Engine:
-        return self.ctx.engine_for(self.catalog_source.connection_id)
+        return source_engine(self.ctx.engine_for(self.catalog_source.connection_id), self.catalog_source)
 
     @property
     def server_url(self) -> URL:
@@ -222,7 +227,8 @@ class TrialDrop(RuleAction):
     @property
     def exemptions(self) -> Exemptions:
         if self._exemptions is None:
-            self._exemptions = load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of)
+            self._exemptions = load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of,
+                                               user=self.user)
         return self._exemptions
 
     def new_result(self) -> RuleResult:
@@ -232,12 +238,14 @@ class TrialDrop(RuleAction):
 
     # ------------------------------------------------------------------ checks
 
+    @property
+    def user(self) -> str:
+        return f"rule {self.policy_rule.id}"
+
     def check(self) -> None:
-        """The catalog's table and columns exist and the server (or folder) answers."""
-        if self.catalog_source.kind != "sql":
-            raise SchemaMismatch(f"source {self.source.source}: catalog.source {self.catalog.source!r} "
-                                 "is not a SQL source. Nothing was changed.")
-        self._metadata = self._reflect_catalog()
+        """The catalog's and the holds' tables and columns exist and the server (or folder) answers."""
+        self._tables = self._reflect_catalog()
+        check_exemptions(self.ctx.inventory, self.ctx.engine_for, user=self.user)
         if self.backend not in ("sqlite", "postgresql", "mysql"):
             raise SchemaMismatch(f"connection {self.source.connection_id!r}: {self.backend} servers "
                                  "are not supported for trial databases. Nothing was changed.")
@@ -246,34 +254,25 @@ class TrialDrop(RuleAction):
                                  f"{self.folder} does not exist. Nothing was changed.")
         self.list_databases()
 
-    def _reflect_catalog(self) -> MetaData:
+    def check_summary(self) -> str:
+        names = self.list_databases()
+        matching = sum(1 for n in names if self.pattern.fullmatch(n) and n.lower() not in SYSTEM_DATABASES)
+        return (f"catalog {self.catalog.source}.{self.catalog.table} and the hold tables match the live "
+                f"schema; {matching} of {len(names)} databases on connection {self.source.connection_id!r} "
+                "match the name pattern")
+
+    def _reflect_catalog(self) -> dict[str, Table]:
         cat, contact = self.catalog, self.catalog.contact
-        need = {cat.table: {cat.primary_key, cat.database_name, cat.trial_ends_at, cat.subscribed_at,
-                            cat.dropped_at, contact.foreign_key},
-                contact.table: {contact.primary_key, contact.email}}
-        live = inspect(self.catalog_engine)
-        tables = set(live.get_table_names())
-        problems = []
-        for name, columns in sorted(need.items()):
-            if name not in tables:
-                problems.append(f"table {name!r} does not exist")
-                continue
-            have = {c["name"] for c in live.get_columns(name)}
-            problems += [f"column {name}.{c} does not exist" for c in sorted(columns - have)]
-        if problems:
-            raise SchemaMismatch(
-                f"inventory source {self.source.source!r} (catalog) does not match the database of "
-                f"connection {self.catalog_source.connection_id!r}: " + "; ".join(problems)
-                + ". Nothing was changed.")
-        metadata = MetaData()
-        metadata.reflect(self.catalog_engine, only=sorted(need))
-        return metadata
+        needs = need({}, cat.table, cat.primary_key, cat.database_name, cat.trial_ends_at, cat.subscribed_at,
+                     contact.foreign_key)
+        need(needs, contact.table, contact.primary_key, contact.email)
+        return reflect_tables(self.catalog_engine, self.catalog_source, needs, user=self.user)
 
     @property
-    def metadata(self) -> MetaData:
-        if self._metadata is None:
-            self._metadata = self._reflect_catalog()
-        return self._metadata
+    def tables(self) -> dict[str, Table]:
+        if self._tables is None:
+            self._tables = self._reflect_catalog()
+        return self._tables
 
     def protected(self) -> set[str]:
         """Names of the databases Lethe itself uses on the same server (or in the same folder)."""
@@ -374,10 +373,11 @@ class TrialDrop(RuleAction):
             return false()
         return normalised_email(column).in_(bindparam(None, sorted(addresses), expanding=True))
 
-    def catalog_rows(self, name: str | None = None) -> list[SignupRow]:
-        """Live sign-up rows, each decided in one set-based query at the as-of."""
+    def catalog_rows(self, name: str | None = None, record: "DropRecord | None" = None) -> list[SignupRow]:
+        """Live sign-up rows (none Lethe recorded dropping), each decided in one set-based query."""
+        record = record or self.drop_record(name)
         cat, contact = self.catalog, self.catalog.contact
-        t, c = self.metadata.tables[cat.table], self.metadata.tables[contact.table]
+        t, c = self.tables[cat.table], self.tables[contact.table]
         trigger = timestamp_sql(t.c[cat.trial_ends_at])
         email = c.c[contact.email]
         held = self.exemptions.held
@@ -388,7 +388,6 @@ class TrialDrop(RuleAction):
                    due_by(trigger, period, as_of), due_by(trigger, self.policy_rule.overdue_period, as_of),
                    add_period_sql(trigger, period), self._among(email, held), self._among(email, restricted))
             .select_from(t.outerjoin(c, c.c[contact.primary_key] == t.c[contact.foreign_key]))
-            .where(t.c[cat.dropped_at].is_(None))
             .order_by(t.c[cat.primary_key])
         )
         if name is not None:
@@ -396,12 +395,35 @@ class TrialDrop(RuleAction):
         with self.catalog_engine.connect() as conn:
             return [SignupRow(key=r[0], name=r[1], converted=bool(r[2]), due=bool(r[3]), overdue=bool(r[4]),
                               deadline=r[5], held=bool(r[6]), restricted=bool(r[7]))
-                    for r in conn.execute(query)]
+                    for r in conn.execute(query) if not record.settled(r[1], r[0])]
+
+    def open_rows(self) -> tuple[str, str, str, list]:
+        """Catalog rows whose database is on the server and not recorded as dropped.
+
+        A rule that deletes what these rows point at (C1, the sign-up contact) waits for them:
+        deleting a row first would leave its database named by nobody, never dropped. Returns
+        the catalog table, its key and contact columns, and the open rows' keys.
+        """
+        cat = self.catalog
+        t = self.tables[cat.table]
+        present = sorted(self.list_databases())
+        record = self.drop_record()
+        keys = []
+        with self.catalog_engine.connect() as conn:
+            for start in range(0, len(present), 1000):
+                chunk = present[start:start + 1000]
+                query = select(t.c[cat.primary_key], t.c[cat.database_name]).where(
+                    t.c[cat.database_name].in_(bindparam(None, chunk, expanding=True)))
+                # Names compare exactly (MariaDB compares them without case): only a row naming
+                # a database that is on the server, as it is named there, keeps its contact.
+                keys += [key for key, name in conn.execute(query)
+                         if name in chunk and not record.settled(name, key)]
+        return cat.table, cat.primary_key, cat.contact.foreign_key, keys
 
     def subject_of(self, key: Any) -> str:
         """The audit subject key of a sign-up row's contact (keyed hash; the address stays here)."""
         cat, contact = self.catalog, self.catalog.contact
-        t, c = self.metadata.tables[cat.table], self.metadata.tables[contact.table]
+        t, c = self.tables[cat.table], self.tables[contact.table]
         with self.catalog_engine.connect() as conn:
             address = conn.execute(
                 select(c.c[contact.email])
@@ -412,50 +434,41 @@ class TrialDrop(RuleAction):
             return subject_key(self.ctx.key, "email", address)
         return subject_key(self.ctx.key, "record", key, source=self.catalog.source, table=self.catalog.table)
 
-    # ------------------------------------------------------------------ open intents
+    # ------------------------------------------------------------------ Lethe's record
 
-    def open_intents(self, name: str | None = None) -> dict[str, dict[str, Any]]:
-        """Intent entries not followed by a done entry, by database name (the newest intent wins)."""
+    def drop_record(self, name: str | None = None) -> "DropRecord":
+        """Open intents and settled sign-up rows, from this rule's chained intent and done entries."""
         conditions = [audit_table.c.rule_id == self.policy_rule.id, audit_table.c.source == self.source.source,
                       audit_table.c.action.in_([INTENT, DONE]), audit_table.c.dry_run == False]  # noqa: E712
         if name is not None:
             # Narrow in SQL by the name's JSON text, then compare exactly below.
             conditions.append(audit_table.c.details.contains(f'"database": {json.dumps(name)}', autoescape=True))
-        found: dict[str, dict[str, Any]] = {}
+        record = DropRecord()
         for row in self.ctx.audit.entries(*conditions):
             details = json.loads(row["details"])
             database = details.get("database")
             if name is not None and database != name:
                 continue
             if row["action"] == INTENT:
-                found[database] = {"entry_id": row["entry_id"], "as_of": row["as_of"], "run_id": row["run_id"],
-                                   "subject_key": row["subject_key"], **details}
+                record.intents[database] = {"entry_id": row["entry_id"], "as_of": row["as_of"],
+                                            "run_id": row["run_id"], "subject_key": row["subject_key"], **details}
             else:
-                found.pop(database, None)
-        # A done entry committed with its catalog update but not yet chained closes its intent too;
-        # read, not drained, so that a dry run sees the same as a real run and changes nothing.
-        for entry in self._staged():
-            database = entry.details.get("database")
-            if entry.action == DONE and database in found and entry.details.get("intent") == found[database]["entry_id"]:
-                del found[database]
-        return found
+                record.intents.pop(database, None)
+                record.dropped.update((database, _key(key)) for key in details.get("signups", []))
+        return record
 
-    def _staged(self) -> list[AuditEntry]:
-        if not inspect(self.catalog_engine).has_table(outbox_table.name):
-            return []
-        with self.catalog_engine.connect() as conn:
-            payloads = conn.execute(select(outbox_table.c.payload)).scalars().all()
-        entries = [AuditEntry.from_payload(p) for p in payloads]
-        return [e for e in entries if e.rule_id == self.policy_rule.id and e.source == self.source.source
-                and not e.dry_run]
+    def open_intents(self, name: str | None = None) -> dict[str, dict[str, Any]]:
+        """Intent entries not followed by a done entry, by database name (the newest intent wins)."""
+        return self.drop_record(name).intents
 
     # ------------------------------------------------------------------ the survey
 
     def survey(self, name: str | None = None) -> Survey:
         """The catalog, the server and the open intents side by side (changes nothing)."""
-        rows = self.catalog_rows(name)
+        record = self.drop_record(name)
+        rows = self.catalog_rows(name, record)
         present = self.list_databases()
-        intents = self.open_intents(name)
+        intents = record.intents
         protected = self.protected()
         survey = Survey()
         for row in rows:
@@ -553,8 +566,6 @@ class TrialDrop(RuleAction):
                             trial.refused or (trial.status if trial.rows else "no sign-up row"))
 
     def work_items(self) -> list[dict[str, Any]]:
-        if not self.ctx.dry_run:
-            self._drain()
         return [{"name": t.name, "key": t.keys[0] if t.keys else None, "keys": t.keys,
                  "recover": t.recoverable}
                 for t in sorted(self.survey().items, key=lambda t: t.name)]
@@ -562,8 +573,6 @@ class TrialDrop(RuleAction):
     def enforce_item(self, item: dict[str, Any]) -> dict[str, Any]:
         """Drop one database, deciding again from the catalog and the server (not from the item)."""
         name = item["name"]
-        if not self.ctx.dry_run:
-            self._drain()
         trial = self.survey(name).trials.get(name)
         outcome = {"name": name, "status": "kept", "tables": {}, "rows": 0}
         if trial is None or not (trial.droppable or trial.recoverable):
@@ -615,21 +624,10 @@ class TrialDrop(RuleAction):
 
     def record_dropped(self, name: str, keys: list, dropped_as_of: datetime, intent_id: str, subject: str,
                        rows: int, details: dict[str, Any], *, recovered: bool) -> None:
-        """The done entry and the catalog's dropped_at in one transaction (outbox), then chained."""
-        cat = self.catalog
-        t = self.metadata.tables[cat.table]
-        done = self.audit_entry(DONE, subject, rows, {**details, "intent": intent_id, "recovered": recovered})
-        AuditTrail.create_outbox(self.catalog_engine)
-        with self.catalog_engine.begin() as conn:
-            if keys:
-                conn.execute(update(t).where(t.c[cat.primary_key].in_(keys), t.c[cat.dropped_at].is_(None))
-                             .values({cat.dropped_at: bindparam(None, dropped_as_of, type_=DateTime)}))
-            AuditTrail.stage(conn, [done])
-        self._drain()
-
-    def _drain(self) -> None:
-        AuditTrail.create_outbox(self.catalog_engine)
-        self.ctx.audit.drain(self.catalog_engine)  # entries a crashed attempt left staged
+        """Chain the done entry: Lethe's record that the database is gone, and for which sign-ups."""
+        self.ctx.audit.append([self.audit_entry(DONE, subject, rows, {
+            **details, "signups": list(keys), "intent": intent_id, "recovered": recovered,
+            "dropped_as_of": to_utc_naive(dropped_as_of).isoformat()})])
 
     def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
         result = scanned
@@ -666,26 +664,24 @@ class TrialDrop(RuleAction):
         return len(self.survey().items)
 
 
+@dataclass
+class DropRecord:
+    """What the audit store says of a trial rule's drops."""
+
+    intents: dict[str, dict[str, Any]] = field(default_factory=dict)  # database -> newest open intent
+    dropped: set[tuple[str, str]] = field(default_factory=set)  # (database, sign-up key) recorded gone
+
+    def settled(self, name: str, key: Any) -> bool:
+        """The sign-up row ``key`` naming ``name`` had its database dropped by Lethe."""
+        return (name, _key(key)) in self.dropped
+
+
+def _key(key: Any) -> str:
+    """A sign-up key as the audit entry's JSON holds it, for comparison with the catalog's."""
+    return json.dumps(key)
+
+
 def _listed(names: list[str]) -> list[str]:
     if len(names) <= LIST_LIMIT:
         return list(names)
     return list(names[:LIST_LIMIT]) + [f"... and {len(names) - LIST_LIMIT} more (see the task log)"]
-
-
-def check_live(policy, inventory, source: TrialDatabasesSource, url_for, engine_for) -> dict[str, int]:
-    """For ``lethe policy check``: the catalog's names and the server, checked without a run.
-
-    Returns how many databases the server (or folder) holds and how many match the name pattern.
-    """
-    from lethe.rules.base import RunContext
-
-    if not source.rules:
-        raise SchemaMismatch(f"source {source.source}: no rules")
-    ctx = RunContext(run_id="policy-check", dag_id="", task_id="", as_of=datetime.min, dry_run=True,
-                     policy=policy, inventory=inventory, audit=None, key="", engine_for=engine_for,
-                     url_for=url_for)
-    action = TrialDrop(ctx, policy.rule(source.rules[0].rule))
-    action.check()
-    names = action.list_databases()
-    return {"databases": len(names),
-            "matching": sum(1 for n in names if action.pattern.fullmatch(n) and n.lower() not in SYSTEM_DATABASES)}
