@@ -31,8 +31,9 @@ def test_seed_demo_then_policy_check(tmp_path):
 
     ok = lethe(env, "policy", "check")
     assert ok.returncode == 0, ok.stderr
-    for source in ("crm", "marketing", "trials", "weblogs"):
-        assert f"source {source}:" in ok.stdout
+    for rule, source in (("C1", "crm"), ("K1", "crm"), ("N1", "marketing"), ("W1", "marketing"),
+                         ("W2", "marketing"), ("T1", "trials"), ("L1", "weblogs"), ("L2", "weblogs")):
+        assert f"rule {rule} (source {source}): ok: " in ok.stdout
 
     inventory = tmp_path / "inventory"
     shutil.copytree(DEFAULT_INVENTORY, inventory)
@@ -43,9 +44,11 @@ def test_seed_demo_then_policy_check(tmp_path):
                  "AIRFLOW_CONN_WEBLOGS": json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path / "none")}})},
                 "policy", "check")
     assert bad.returncode == 1
+    assert "rule W1 (source marketing): rule W1: inventory source 'marketing' does not match" in bad.stderr
     assert "column web_events.cookie_stored_at does not exist" in bad.stderr
-    assert "is not a directory" in bad.stderr
-    assert "source crm: 6 tables match" in bad.stdout  # the other sources are still checked
+    assert "rule L1 (source weblogs): " in bad.stderr and "is not a directory" in bad.stderr
+    # Only the rules that use the missing names fail; the others are still checked and pass.
+    assert "rule W2 (source marketing): ok: " in bad.stdout and "rule C1 (source crm): ok: " in bad.stdout
 
 
 def test_report_summary_without_reports(tmp_path):

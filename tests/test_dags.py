@@ -84,8 +84,10 @@ def demo(airflow_env, tmp_path):
     sizes = DemoSizes(companies=80, contacts=500, subscribers=400, consents=400, web_events=800)
     crm = seed_crm(make_engine(urls["crm"]), as_of, sizes=sizes)
     seed_marketing(make_engine(urls["marketing"]), as_of, crm["emails"], sizes=sizes)
+    (estate / "trials").mkdir()  # C1 asks the trial server which sign-ups' databases remain: none here
     env = {**airflow_env, "AIRFLOW_CONN_CRM": urls["crm"], "AIRFLOW_CONN_MARKETING": urls["marketing"],
-           "AIRFLOW_CONN_LETHE_AUDIT": urls["audit"], "LETHE_AUDIT_KEY": TEST_KEY,
+           "AIRFLOW_CONN_LETHE_AUDIT": urls["audit"], "AIRFLOW_CONN_TRIALS": f"sqlite:///{estate / 'trials'}",
+           "LETHE_AUDIT_KEY": TEST_KEY,
            "LETHE_REPORTS_DIR": str(tmp_path / "reports")}
     return {"as_of": as_of, "urls": urls, "env": env, "reports": tmp_path / "reports", "crm": crm}
 
