@@ -54,8 +54,11 @@ run: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	conf='{"as_of": "$(AS_OF)", "dry_run": $(if $(filter 1 true yes,$(DRY_RUN)),true,false)}'; \
 	status=0; for dag in $(DAGS); do \
 	  echo "== $$dag (as-of $(AS_OF)$(if $(filter 1 true yes,$(DRY_RUN)),; dry run,))"; \
+	  started=$$(date -u +%FT%T); \
 	  $(BIN)/airflow dags test $$dag $(AS_OF) -c "$$conf" > $(ROOT)/.lethe/$$dag.log 2>&1 \
-	    && echo "   ok (log: .lethe/$$dag.log)" || { status=1; echo "   FAILED (log: .lethe/$$dag.log)"; tail -20 $(ROOT)/.lethe/$$dag.log; }; \
+	    && echo "   ok (log: .lethe/$$dag.log)" || { status=1; echo "   FAILED (log: .lethe/$$dag.log)"; \
+	      $(BIN)/lethe report failures $$dag --since "$$started" \
+	      || grep -m1 -oE "AirflowFailException: .*" $(ROOT)/.lethe/$$dag.log | sed 's/^AirflowFailException: /   /'; }; \
 	done; \
 	$(BIN)/lethe report summary; exit $$status
 

@@ -30,8 +30,10 @@ def main() -> None:
     dag = bag.get_dag(sys.argv[2])
     logical_date = datetime.fromisoformat(sys.argv[3]).replace(tzinfo=timezone.utc)
     run = dag.test(logical_date=logical_date, run_conf=json.loads(sys.argv[4]))
-    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
+    tis = run.get_task_instances()
+    states = {ti.task_id: str(ti.state) for ti in tis}
+    tries = {ti.task_id: ti.try_number for ti in tis}
+    print("RESULT " + json.dumps({"state": str(run.state), "tasks": states, "tries": tries}))
 
 
 if __name__ == "__main__":

@@ -177,3 +177,23 @@ def test_dry_run_param_and_rule_selection(demo):
     bad, output = run_runner(demo["env"], "test", "lethe_crm_retention", demo["as_of"].isoformat(),
                              json.dumps({"rules": ["C9"]}))
     assert bad["state"].endswith("failed") and "unknown rule id" in output
+
+
+def test_a_failed_rule_fails_fast_and_the_report_says_why(demo, tmp_path):
+    """A name the database lacks stops its rule only; neither it nor the report task retries."""
+    from test_config import inventory_copy
+
+    folder = inventory_copy(tmp_path, "marketing.yaml",
+                                 lambda d: d["rules"][1]["trigger"]["latest_of"][0].update(column="cookie_stored_at"))
+    env = {**demo["env"], "LETHE_INVENTORY_DIR": str(folder)}
+    result, output = run_runner(env, "test", "lethe_marketing_retention", demo["as_of"].isoformat(),
+                                json.dumps({"as_of": "2026-11-26"}))
+    assert result["state"].endswith("failed")
+    assert result["tasks"]["W1.scan"].endswith("failed") and result["tries"]["W1.scan"] == 1
+    assert result["tasks"]["report"].endswith("failed") and result["tries"]["report"] == 1
+    assert result["tasks"]["N1.summarise"].endswith("success") and result["tasks"]["W2.summarise"].endswith("success")
+    report = json.loads(next((demo["reports"] / "lethe_marketing_retention").glob("*/report.json")).read_text())
+    w1 = next(r for r in report["rules"] if r["rule"] == "W1")
+    assert w1["status"] == "failed"
+    assert w1["error"].startswith("rule W1: inventory source 'marketing' does not match")
+    assert "column web_events.cookie_stored_at does not exist" in w1["error"]

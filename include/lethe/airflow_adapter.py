@@ -97,9 +97,17 @@ def audit_key() -> str:
         raise AirflowFailException(str(exc)) from None
 
 
+FAILURE_KEY = "lethe_failure"  # XCom key: why a rule's task failed, for the report
+
+
 @contextmanager
 def configuration_errors_fail_fast():
-    """A wrong name or setting will not fix itself: fail the task now instead of retrying."""
+    """A wrong name or setting will not fix itself: fail the task now instead of retrying.
+
+    Either way the reason is kept for the run report (XCom ``lethe_failure``): the message of a
+    configuration error (names only), the exception's type for anything else, since a database
+    error may quote row values.
+    """
     from lethe.config import ConfigError
     from lethe.rules.sql import BadData
     from lethe.schema import SchemaMismatch
@@ -107,7 +115,20 @@ def configuration_errors_fail_fast():
     try:
         yield
     except (ConfigError, SchemaMismatch, BadData) as exc:
+        _keep_failure(str(exc))
         raise AirflowFailException(str(exc)) from None
+    except (AirflowFailException, AirflowSkipException):
+        raise
+    except Exception as exc:
+        _keep_failure(f"{type(exc).__name__} (see the task log)")
+        raise
+
+
+def _keep_failure(reason: str) -> None:
+    try:
+        get_current_context()["ti"].xcom_push(key=FAILURE_KEY, value=reason)
+    except Exception:  # the reason is a courtesy for the report; the task fails anyway
+        log.debug("could not keep the failure reason", exc_info=True)
 
 
 def _context_for(run: dict[str, Any]):
@@ -182,7 +203,8 @@ def _items_task(rule_id: str):
         """The work list (trial databases, log files) the mapped enforce tasks take one each."""
         from lethe.runner import work_items
 
-        found = work_items(_context_for(run), rule_id)
+        with configuration_errors_fail_fast():
+            found = work_items(_context_for(run), rule_id)
         log.info("%s: %d item(s) to process%s", rule_id, len(found),
                  " (dry run: none will change)" if run["dry_run"] else "")
         return found
@@ -213,13 +235,14 @@ def _summarise_task(rule_id: str, mapped: bool):
         _selected(run, rule_id)
         if scanned is None:
             raise AirflowFailException(f"{rule_id}: the scan did not finish; nothing to summarise")
-        ctx = _context_for(run)
-        if mapped:
-            # Index by length: iterating the lazy XCom sequence reads one past its end, which
-            # Airflow logs as an error.
-            results = [enforced[i] for i in range(len(enforced))] if enforced is not None else []
-            enforced = combine_items(ctx, rule_id, scanned, results)
-        return summarise_rule(ctx, rule_id, enforced)
+        with configuration_errors_fail_fast():
+            ctx = _context_for(run)
+            if mapped:
+                # Index by length: iterating the lazy XCom sequence reads one past its end, which
+                # Airflow logs as an error.
+                results = [enforced[i] for i in range(len(enforced))] if enforced is not None else []
+                enforced = combine_items(ctx, rule_id, scanned, results)
+            return summarise_rule(ctx, rule_id, enforced)
 
     return summarise
 
@@ -245,20 +268,29 @@ def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
     return group
 
 
-@task(trigger_rule="all_done")
+@task(trigger_rule="all_done", retries=0)
 def report(run: dict[str, Any], rule_ids: list[str]) -> str:
-    """Write the run's report (JSON and HTML) and refresh reports/latest; fail if a rule failed."""
+    """Write the run's report (JSON and HTML) and refresh reports/latest; fail if a rule failed.
+
+    A failed rule fails this task at once: a retry of the report cannot mend the rule.
+    """
     from lethe.report import write_run_report
 
     if run is None:
         raise AirflowFailException("the run could not be resolved (see resolve_run): no report, nothing changed")
     context = get_current_context()
     ti = context["ti"]
-    results = {}
+    results, reasons = {}, {}
     for rule_id in rule_ids:
         results[rule_id] = ti.xcom_pull(task_ids=f"{rule_id}.summarise")
-    path, failed = write_run_report(dag_id=ti.dag_id, run=run, results=results)
+        if results[rule_id] is None:
+            found = ti.xcom_pull(task_ids=[f"{rule_id}.{step}" for step in ("scan", "items", "enforce", "summarise")],
+                                 key=FAILURE_KEY)
+            reasons[rule_id] = next((r for r in (found or []) if r), None)
+    path, failed = write_run_report(dag_id=ti.dag_id, run=run, results=results, reasons=reasons)
     log.info("report written: %s", path)
+    for rule_id in failed:
+        log.error("%s failed: %s", rule_id, reasons.get(rule_id) or "see its task logs")
     if failed:
-        raise RuntimeError(f"rule(s) {', '.join(failed)} did not finish: see their task logs and {path}")
+        raise AirflowFailException(f"rule(s) {', '.join(failed)} failed: see {path} and their task logs")
     return str(path)

@@ -172,6 +172,20 @@ def report_summary():
     typer.echo(summary_text())
 
 
+@report_app.command("failures")
+def report_failures(dag_id: str = typer.Argument(..., help="The DAG whose newest run to read."),
+                    since: str = typer.Option(None, help="Only a report written at or after this UTC instant.")):
+    """One line per failed rule of a DAG's newest run, with the reason (what `make run` prints)."""
+    from lethe.report import newest_run_report
+
+    report = newest_run_report(dag_id, since)
+    if report is None:
+        raise typer.Exit(1)
+    for rule in report["rules"]:
+        if rule["status"] != "ok":
+            typer.echo(f"   {rule['rule']} {rule['status']}: {rule.get('error') or 'see the task log'}")
+
+
 @app.command("anonymise-log", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
              add_help_option=False)
 def anonymise_log(ctx: typer.Context):

@@ -29,7 +29,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+:-]", "_", name)
 
 
-def rule_entry(rule_id: str, result: dict[str, Any] | None, policy) -> dict[str, Any]:
+def rule_entry(rule_id: str, result: dict[str, Any] | None, policy, reason: str | None = None) -> dict[str, Any]:
     rule = policy.rule(rule_id)
     entry = {
         "rule": rule_id, "description": rule.description, "policy_section": rule.policy_section,
@@ -37,7 +37,7 @@ def rule_entry(rule_id: str, result: dict[str, Any] | None, policy) -> dict[str,
         "period_is_default": rule.is_default, "action": rule.action,
     }
     if result is None:
-        entry.update({"status": "failed", "error": "the rule's tasks did not finish (see the task logs)"})
+        entry.update({"status": "failed", "error": reason or "the rule's tasks did not finish (see the task logs)"})
         entry.update({name: None for name in COUNT_FIELDS})
         return entry
     entry.update({name: result.get(name) for name in COUNT_FIELDS})
@@ -48,12 +48,18 @@ def rule_entry(rule_id: str, result: dict[str, Any] | None, policy) -> dict[str,
 
 
 def write_run_report(*, dag_id: str, run: dict[str, Any], results: dict[str, dict | None],
-                     root: Path | None = None) -> tuple[Path, list[str]]:
-    """Write one run's report and refresh ``latest``; returns its path and the failed rules."""
+                     root: Path | None = None, reasons: dict[str, str | None] | None = None
+                     ) -> tuple[Path, list[str]]:
+    """Write one run's report and refresh ``latest``; returns its path and the failed rules.
+
+    ``reasons``: why a rule whose result is missing failed (a configuration error's message).
+    """
     policy = load_policy()
     root = root or reports_dir()
+    reasons = reasons or {}
     selected = run.get("rules") or list(results)
-    rules = [rule_entry(rule_id, results.get(rule_id), policy) for rule_id in results if rule_id in selected]
+    rules = [rule_entry(rule_id, results.get(rule_id), policy, reasons.get(rule_id))
+             for rule_id in results if rule_id in selected]
     failed = [r["rule"] for r in rules if r["status"] == "failed"]
     report = {
         "dag_id": dag_id, "run_id": run["run_id"], "as_of": run["as_of"], "dry_run": run["dry_run"],
@@ -102,6 +108,19 @@ def refresh_latest(root: Path | None = None) -> dict[str, Any]:
     }
     _write(root / "latest", latest)
     return latest
+
+
+def newest_run_report(dag_id: str, since: str | None = None, root: Path | None = None) -> dict[str, Any] | None:
+    """The newest report written for ``dag_id`` (at or after ``since``, ISO UTC), or None."""
+    root = root or reports_dir()
+    found = None
+    for path in (root / _safe(dag_id)).glob("*/report.json"):
+        data = json.loads(path.read_text())
+        if since and data["generated_at"] < since:
+            continue
+        if found is None or data["generated_at"] > found["generated_at"]:
+            found = data
+    return found
 
 
 def render_html(report: dict[str, Any]) -> str:
