@@ -262,3 +262,42 @@ def test_a_trigger_that_is_not_a_date_stops_the_rule_naming_the_rows(estate):
     with pytest.raises(BadData, match=r"contacts\.last_contact_at holds values that are not dates in rows with id 2\b"):
         run_rule(estate.context(datetime(2027, 3, 1)), "C1")
     assert ids(estate, "crm", schema.contacts) == {1, 2}
+
+
+def test_records_without_an_address_are_decided_while_holds_are_in_force(estate):
+    """A hold names an address: it cannot keep a record that has none (NULL or blank)."""
+    empty_estate(estate)
+    old = dict(created=datetime(2020, 1, 1), last=datetime(2021, 1, 1))
+    add(estate, "crm", schema.companies, company(1), company(2, since=date(2010, 1, 1), until=date(2015, 1, 1)))
+    add(estate, "crm", schema.contacts,
+        contact(1, 1, **old),                                   # held (EMAIL)
+        contact(2, 1, **old, email=None),                       # no address: due, deleted
+        contact(3, 1, **old, email=""),                         # blank address: due, deleted
+        contact(4, 1, **old, email="other@example.com"),        # due, deleted
+        contact(5, 1, created=datetime(2026, 1, 1), email=None),  # no address, not due: kept
+        contact(6, 1, **old, email="restricted@example.com"),   # restricted
+        contact(7, 2, created=datetime(2012, 1, 1), email=None))  # former customer, no address: K1
+    add(estate, "crm", schema.legal_holds, {"id": 1, "email": EMAIL.upper(), "reason": "dispute",
+                                            "placed_at": datetime(2026, 1, 1), "released_at": None})
+    add(estate, "crm", schema.restrictions, {"id": 1, "email": " Restricted@Example.com", "lifted_at": None,
+                                             "requested_at": datetime(2026, 1, 1)})
+    add(estate, "marketing", schema.newsletter_subscribers,
+        *[{"id": i, "email": email, "first_name": "Ann", "country": "NL", "subscribed_at": datetime(2025, 1, 1),
+           "unsubscribed_at": datetime(2026, 1, 1)} for i, email in ((1, EMAIL), (2, None), (3, ""))])
+    as_of = datetime(2027, 3, 1)
+
+    c1 = run_rule(estate.context(as_of), "C1")
+    assert (c1["due"], c1["eligible"], c1["exempt_hold"], c1["exempt_restriction"], c1["extra"]["waiting"]) == (5, 3, 1, 1, 0)
+    assert c1["due"] == c1["eligible"] + c1["exempt_hold"] + c1["exempt_restriction"] + c1["extra"]["waiting"]
+    assert c1["deleted"] == 3 and c1["remaining_after"] == 0
+    assert ids(estate, "crm", schema.contacts) == {1, 5, 6, 7}
+
+    k1 = run_rule(estate.context(as_of, run_id="k1"), "K1")
+    assert (k1["due"], k1["eligible"], k1["anonymised"]) == (1, 1, 1)
+    with estate.engine("crm").connect() as conn:
+        assert conn.execute(select(schema.contacts.c.first_name).where(schema.contacts.c.id == 7)).scalar_one() == "anonymised"
+
+    n1 = run_rule(estate.context(as_of, run_id="n1"), "N1")
+    assert (n1["due"], n1["eligible"], n1["exempt_hold"], n1["deleted"]) == (3, 2, 1, 2)
+    assert ids(estate, "marketing", schema.newsletter_subscribers) == {1}
+    assert ids(estate, "marketing", schema.suppression_list) == set()  # no address, nothing to suppress

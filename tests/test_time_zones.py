@@ -1,0 +1,102 @@
+"""Deadlines are instants in UTC whatever the server's, database's or session's time zone.
+
+13 months after 2025-01-31 00:00 UTC is 2026-02-28 00:00 UTC on every back end and column type:
+at that as-of the record due then is deleted and the one due a second later is not. Each case
+is one table (W2's ``cookie_consents``, the only table W2 reads) written with its own DDL, values
+written as absolute instants, and Lethe's connection set up the way a DBA's would be: a session
+time zone in the URL (PostgreSQL ``options``, MariaDB ``init_command``) or the database's default.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from lethe.db import make_engine
+from lethe.runner import Engines, run_rule, scan_rule
+
+AS_OF = datetime(2026, 2, 28)  # 2025-01-31 00:00 UTC + 13 months
+DUE = datetime(2025, 1, 31, tzinfo=timezone.utc)
+ONE_SECOND_SHORT = DUE + timedelta(seconds=1)
+
+# backend, column type, how the session or database is set, how a value is written
+CASES = {
+    "pg-timestamptz-db-new-york": ("postgresql", "timestamp with time zone", "database:America/New_York", "aware"),
+    "pg-timestamptz-db-paris": ("postgresql", "timestamp with time zone", "database:Europe/Paris", "aware"),
+    "pg-timestamptz-session-tokyo": ("postgresql", "timestamp with time zone", "session:Asia/Tokyo", "aware"),
+    "pg-timestamp-session-new-york": ("postgresql", "timestamp without time zone", "session:America/New_York", "naive"),
+    "pg-text-with-offsets-db-paris": ("postgresql", "varchar(40)", "database:Europe/Paris", "offset-text"),
+    "mariadb-datetime6-session-minus-5": ("mariadb", "DATETIME(6)", "session:-05:00", "naive"),
+    "mariadb-timestamp-session-plus-9": ("mariadb", "TIMESTAMP(6) NULL", "session:+09:00", "aware"),
+    "sqlite-text-with-offsets": ("sqlite", "TEXT", "", "offset-text"),
+    "sqlite-datetime": ("sqlite", "DATETIME", "", "naive"),
+}
+
+
+def _literal(moment: datetime, style: str) -> str:
+    if style == "naive":
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    if style == "aware":
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00:00")
+    # The same instant as a person in Paris would have typed it.
+    return moment.astimezone(timezone(timedelta(hours=1))).isoformat()
+
+
+def build(case: str, databases) -> str:
+    """The case's database with its two rows; returns the URL Lethe connects with."""
+    backend, column_type, zone, style = CASES[case]
+    url = databases.new("tz")
+    if backend == "sqlite":
+        location = make_url(url)
+    else:
+        location = make_url(url)
+        setting = zone.split(":", 1)[1] if zone else ""
+        if zone.startswith("database:"):
+            admin = make_engine(url)
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f"ALTER DATABASE {location.database} SET timezone TO '{setting}'")
+            admin.dispose()
+        elif backend == "postgresql":
+            location = location.update_query_dict({"options": f"-c timezone={setting}"})
+        else:
+            location = location.update_query_dict({"init_command": f"SET time_zone = '{setting}'"})
+    # The rows are written through a plain connection in the zone the DBA set up (no Lethe
+    # session settings); the literals carry their offsets, or are UTC, so the instants are exact.
+    writer = create_engine(location)
+    with writer.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE cookie_consents (id INTEGER PRIMARY KEY, cookie_id VARCHAR(64) NOT NULL,"
+                             f" consented_at {column_type}, categories VARCHAR(100), ip_address VARCHAR(45))")
+        if backend == "mariadb" and style == "aware":
+            # A TIMESTAMP is stored in UTC and read in the session's zone: write it in UTC.
+            conn.exec_driver_sql("SET time_zone = '+00:00'")
+        for rid, moment in ((1, DUE), (2, ONE_SECOND_SHORT)):
+            value = _literal(moment, "naive" if backend == "mariadb" else style)
+            conn.execute(text("INSERT INTO cookie_consents (id, cookie_id, consented_at, categories) "
+                              "VALUES (:id, :cookie, :at, 'analytics')"),
+                         {"id": rid, "cookie": f"c{rid}", "at": value})
+    writer.dispose()
+    return location.render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize(("backend", "case"), [(CASES[c][0], c) for c in CASES], indirect=["backend"],
+                         ids=list(CASES))
+def test_deadline_is_the_same_utc_instant_in_every_time_zone(backend, case, databases):
+    from conftest import Estate
+
+    urls = {"marketing": build(case, databases), "lethe_audit": databases.new("audit")}
+    estate = Estate(urls, Engines(resolve=lambda conn_id: urls[conn_id]))
+    try:
+        short = scan_rule(estate.context(AS_OF - timedelta(seconds=1)), "W2")
+        assert short["eligible"] == 0 and short["due"] == 0
+        at = run_rule(estate.context(AS_OF), "W2")
+        assert at["deleted"] == 1 and at["due"] == 1 and at["remaining_after"] == 0
+        with estate.engine("marketing").connect() as conn:
+            left = conn.execute(text("SELECT id FROM cookie_consents")).scalars().all()
+        assert left == [2]  # due one second after the as-of: never touched
+        later = run_rule(estate.context(AS_OF + timedelta(seconds=1), run_id="later"), "W2")
+        assert later["deleted"] == 1
+    finally:
+        estate.engines.dispose()
