@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import (Boolean, Column, DateTime, Integer, MetaData, String, Table, Text,
+from sqlalchemy import (Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
                         UniqueConstraint, insert, select, delete)
 from sqlalchemy.engine import Connection, Engine
 
@@ -53,6 +53,8 @@ audit_table = Table(
     Column("entry_hash", String(64), nullable=False),
     UniqueConstraint("entry_id", name="uq_lethe_audit_entry_id"),
 )
+# Rules read their own record back by action (T1: what it dropped, L1/L2: what it rewrote).
+rule_action_index = Index("ix_lethe_audit_rule_action", audit_table.c.rule_id, audit_table.c.action)
 # One row: the newest sequence number and hash. Appenders lock it, so the chain stays linear
 # under concurrent tasks, and verify compares it, so a deleted last entry is noticed too.
 head_table = Table(
@@ -161,6 +163,7 @@ class AuditTrail:
         """Create the chain's tables, its head row and the append-only guard (idempotent)."""
         with schema_change(self.engine) as conn:
             audit_metadata.create_all(conn)
+            rule_action_index.create(conn, checkfirst=True)  # a chain made before the index had none
             if conn.execute(select(head_table.c.id).where(head_table.c.id == 1)).first() is None:
                 conn.execute(insert(head_table), {"id": 1, "seq": 0, "entry_hash": GENESIS})
             # Triggers that refuse UPDATE and DELETE on the chain, so no code path can rewrite it.
