@@ -31,6 +31,8 @@ CASES = {
     "pg-text-with-offsets-db-paris": ("postgresql", "varchar(40)", "database:Europe/Paris", "offset-text"),
     "mariadb-datetime6-session-minus-5": ("mariadb", "DATETIME(6)", "session:-05:00", "naive"),
     "mariadb-timestamp-session-plus-9": ("mariadb", "TIMESTAMP(6) NULL", "session:+09:00", "aware"),
+    "mariadb-text-with-offsets-session-minus-5": ("mariadb", "VARCHAR(40)", "session:-05:00", "offset-text"),
+    "mariadb-text-utc-z": ("mariadb", "VARCHAR(40)", "", "z-text"),
     "sqlite-text-with-offsets": ("sqlite", "TEXT", "", "offset-text"),
     "sqlite-datetime": ("sqlite", "DATETIME", "", "naive"),
 }
@@ -41,14 +43,18 @@ def _literal(moment: datetime, style: str) -> str:
         return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     if style == "aware":
         return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00:00")
-    # The same instant as a person in Paris would have typed it.
-    return moment.astimezone(timezone(timedelta(hours=1))).isoformat()
+    if style == "z-text":
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The same instant as a person in New York would have typed it (a negative offset: read
+    # without it, the deadline would come five hours early).
+    return moment.astimezone(timezone(timedelta(hours=-5))).isoformat()
 
 
 def build(case: str, databases) -> str:
     """The case's database with its two rows; returns the URL Lethe connects with."""
     backend, column_type, zone, style = CASES[case]
     url = databases.new("tz")
+    zone = zone or ""
     if backend == "sqlite":
         location = make_url(url)
     else:
@@ -59,6 +65,8 @@ def build(case: str, databases) -> str:
             with admin.begin() as conn:
                 conn.exec_driver_sql(f"ALTER DATABASE {location.database} SET timezone TO '{setting}'")
             admin.dispose()
+        elif not zone:
+            pass
         elif backend == "postgresql":
             location = location.update_query_dict({"options": f"-c timezone={setting}"})
         else:
@@ -73,7 +81,7 @@ def build(case: str, databases) -> str:
             # A TIMESTAMP is stored in UTC and read in the session's zone: write it in UTC.
             conn.exec_driver_sql("SET time_zone = '+00:00'")
         for rid, moment in ((1, DUE), (2, ONE_SECOND_SHORT)):
-            value = _literal(moment, "naive" if backend == "mariadb" else style)
+            value = _literal(moment, "naive" if backend == "mariadb" and style == "aware" else style)
             conn.execute(text("INSERT INTO cookie_consents (id, cookie_id, consented_at, categories) "
                               "VALUES (:id, :cookie, :at, 'analytics')"),
                          {"id": rid, "cookie": f"c{rid}", "at": value})
@@ -98,5 +106,31 @@ def test_deadline_is_the_same_utc_instant_in_every_time_zone(backend, case, data
         assert left == [2]  # due one second after the as-of: never touched
         later = run_rule(estate.context(AS_OF + timedelta(seconds=1), run_id="later"), "W2")
         assert later["deleted"] == 1
+    finally:
+        estate.engines.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
+def test_text_in_another_form_stops_the_rule_naming_the_rows(backend, databases):
+    """Text a back end would read wrongly or not at all is refused before anything changes."""
+    from conftest import Estate
+    from lethe.rules.sql import BadData
+
+    url = databases.new("tz")
+    writer = create_engine(make_url(url))
+    with writer.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE cookie_consents (id INTEGER PRIMARY KEY, cookie_id VARCHAR(64) NOT NULL,"
+                             " consented_at VARCHAR(40), categories VARCHAR(100), ip_address VARCHAR(45))")
+        for rid, value in ((1, "2025-01-31 00:00:00"), (2, "31/01/2025"), (3, "2025-01-31T00:00:00+0100")):
+            conn.execute(text("INSERT INTO cookie_consents (id, cookie_id, consented_at, categories) "
+                              "VALUES (:id, :c, :v, 'analytics')"), {"id": rid, "c": f"c{rid}", "v": value})
+    writer.dispose()
+    urls = {"marketing": url, "lethe_audit": databases.new("audit")}
+    estate = Estate(urls, Engines(resolve=lambda conn_id: urls[conn_id]))
+    try:
+        with pytest.raises(BadData, match=r"cookie_consents\.consented_at holds values that are not dates in rows with id 2, 3\."):
+            run_rule(estate.context(AS_OF), "W2")
+        with estate.engine("marketing").connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM cookie_consents")).scalar_one() == 3
     finally:
         estate.engines.dispose()

@@ -257,7 +257,22 @@ def _timestamp_pg(element, compiler, **kw):
 
 @compiles(timestamp_sql, "mysql")
 def _timestamp_mysql(element, compiler, **kw):
-    return f"CAST({compiler.process(element.clauses, **kw)} AS DATETIME(6))"
+    expr = compiler.process(element.clauses, **kw)
+    if isinstance(element.clauses.clauses[0].type, String):
+        # MariaDB's CAST drops an offset in text silently ('...-05:00' would read five hours
+        # early): convert it. Text in other forms is refused before a rule runs (TEXT_TIMESTAMP).
+        return (f"(CASE WHEN RIGHT({expr}, 1) = 'Z' THEN CAST(SUBSTRING({expr}, 1, CHAR_LENGTH({expr}) - 1) AS DATETIME(6)) "
+                f"WHEN {expr} REGEXP '[+-][0-9][0-9]:[0-9][0-9]$' THEN CONVERT_TZ(CAST(SUBSTRING({expr}, 1, "
+                f"CHAR_LENGTH({expr}) - 6) AS DATETIME(6)), RIGHT({expr}, 6), '+00:00') "
+                f"ELSE CAST({expr} AS DATETIME(6)) END)")
+    return f"CAST({expr} AS DATETIME(6))"
+
+
+# The text forms of a timestamp every back end reads exactly: ISO 8601 date, optional time with
+# optional fraction, optional ``Z`` or ``+HH:MM`` offset. A trigger stored as text in any other
+# form stops its rule, naming the rows (see :mod:`lethe.rules.sql`).
+TEXT_TIMESTAMP = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
+                  r"(Z|[+-][0-9]{2}:[0-9]{2})?$")
 
 
 class greatest_sql(FunctionElement):

@@ -19,12 +19,12 @@ import logging
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import (DateTime, Table, and_, bindparam, delete, exists, false, func, insert,
+from sqlalchemy import (DateTime, String, Table, and_, bindparam, delete, exists, false, func, insert,
                         literal, null, or_, select, true, update)
 from sqlalchemy.sql.elements import ColumnElement
 
 from lethe.audit import AuditEntry, AuditTrail
-from lethe.db import due_by, greatest_sql, normalised_email, timestamp_sql
+from lethe.db import TEXT_TIMESTAMP, due_by, greatest_sql, normalised_email, timestamp_sql
 from lethe.exemptions import Exemptions, check_exemptions, load_exemptions
 from lethe.periods import Period
 from lethe.rules.base import RuleAction, RuleResult, action_for, register
@@ -104,24 +104,31 @@ class SqlRule(RuleAction):
         self._check_dates()
 
     def _check_dates(self) -> None:
-        """Refuse to run on a trigger date that is not a date (SQLite stores any text).
+        """Refuse to run on a trigger date that is not a date.
 
-        Such a row could never be judged; the error names the table, column and rows, and
-        nothing is changed. PostgreSQL and MariaDB type their columns, so this is SQLite's.
+        SQLite stores any text in any column; on PostgreSQL and MariaDB a text column may hold
+        anything too. Such a row could never be judged (or, on MariaDB, would be read wrongly):
+        the error names the table, column and rows, and nothing is changed. Typed date and
+        timestamp columns on PostgreSQL and MariaDB are checked by the database itself.
         """
-        if self.engine.dialect.name != "sqlite":
-            return
         columns = [(self.rule.table, part.column) for part in self.rule.trigger.latest_of if part.column]
         columns += [(p.newest_related.table, p.newest_related.column)
                     for p in self.rule.trigger.latest_of if p.newest_related]
         if self.rule.trigger.fallback:
             columns.append((self.rule.table, self.rule.trigger.fallback))
+        sqlite = self.engine.dialect.name == "sqlite"
         for table_name, column_name in columns:
             t = self.t(table_name)
             key = t.c[self.source.tables[table_name].primary_key]
             column = t.c[column_name]
+            if sqlite:
+                not_a_date = timestamp_sql(column).is_(None)
+            elif isinstance(column.type, String):
+                not_a_date = ~column.regexp_match(TEXT_TIMESTAMP)
+            else:
+                continue
             with self.engine.connect() as conn:
-                bad = conn.execute(select(key).where(column.is_not(None), timestamp_sql(column).is_(None))
+                bad = conn.execute(select(key).where(column.is_not(None), not_a_date)
                                    .order_by(key).limit(5)).scalars().all()
             if bad:
                 raise BadData(f"{self.policy_rule.id}: {table_name}.{column_name} holds values that are not "
