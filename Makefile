@@ -26,13 +26,14 @@ export AIRFLOW_CONN_WEBLOGS ?= {"conn_type": "fs", "extra": {"path": "$(ESTATE)/
 export LETHE_REPORTS_DIR ?= $(ROOT)/reports
 export LETHE_DEMO_KEY_FILE := $(ESTATE)/demo-audit-key
 
-.PHONY: help install seed run demo test airflow clean
+.PHONY: help install seed arm run demo test browser airflow airflow-stop clean
 help:
 	@echo "make demo   - install, seed the demo estate and run every nightly DAG once (AS_OF=YYYY-MM-DD)"
 	@echo "make test   - run the test suite (SQLite, PostgreSQL, MariaDB)"
 	@echo "make seed   - (re)write the demo estate [AS_OF=...]"
 	@echo "make run    - run every nightly retention DAG once [AS_OF=...] [DRY_RUN=1]"
-	@echo "make airflow - start airflow standalone on the embedded default"
+	@echo "make airflow - start airflow standalone on the embedded default (Ctrl-C or make airflow-stop ends it)"
+	@echo "make arm    - arm enforcement for every source of the embedded default (make demo does)"
 
 install: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -62,15 +63,28 @@ run: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	done; \
 	$(BIN)/lethe report summary; exit $$status
 
-demo: seed run
+# The embedded demo arms itself; on real systems a person arms each source (lethe arm SOURCE).
+SOURCES ?= crm marketing trials weblogs
+arm: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+	@$(BIN)/lethe arm $(SOURCES) --by "make demo (embedded default)"
 
-test: $(STAMP)
+demo: seed arm run
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium from Debian for tests/test_report_browser.py (installed once; needs root).
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver)
 
 airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	@export LETHE_AUDIT_KEY="$${LETHE_AUDIT_KEY:-$$(cat $(LETHE_DEMO_KEY_FILE) 2>/dev/null)}"; \
 	echo "Airflow UI: http://localhost:8080  user: admin  password: see $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"; \
-	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
+	echo "Ctrl-C (or make airflow-stop from another terminal) stops it."; \
+	PATH="$(BIN):$$PATH" AIRFLOW_BIN=$(BIN)/airflow $(ROOT)/scripts/airflow-standalone start
+
+airflow-stop:
+	@$(ROOT)/scripts/airflow-standalone stop
 
 clean:
 	rm -rf .lethe reports

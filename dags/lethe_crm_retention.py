@@ -13,6 +13,11 @@ contacts are kept. Each rule runs *scan → enforce → summarise*; every change
 hash-chained audit trail (connection `lethe_audit`) in the same commit as the change, and the run
 report lands in `reports/lethe_crm_retention/<run_id>/`.
 
+**Dry run until armed.** Until enforcement is armed for the source `crm` (by a person: `lethe arm
+crm`, or adding `crm` to the Airflow Variable `lethe_armed_sources`, a JSON list), every run of
+this DAG, scheduled or manual, is a dry run: it says so in its log and report, records `would_...`
+entries and changes nothing. Arming and disarming are recorded in the audit trail (who, when).
+
 Params: `dry_run` (change nothing, report what would change), `as_of` (decide as of this date
 instead of the run's data interval end), `rules` (a subset of rule ids).
 """

@@ -14,6 +14,11 @@ Legal holds and restrictions (read from the CRM) exempt a subject. Each rule run
 *scan → enforce → summarise*; every change is audited in the same commit as the change; the run
 report lands in `reports/lethe_marketing_retention/<run_id>/`.
 
+**Dry run until armed.** Until enforcement is armed for the source `marketing` (by a person: `lethe arm
+marketing`, or adding `marketing` to the Airflow Variable `lethe_armed_sources`, a JSON list), every run of
+this DAG, scheduled or manual, is a dry run: it says so in its log and report, records `would_...`
+entries and changes nothing. Arming and disarming are recorded in the audit trail (who, when).
+
 Params: `dry_run`, `as_of`, `rules` (see the CRM DAG).
 """
 

@@ -19,6 +19,11 @@ Tasks: *scan* counts, *items* lists the databases to drop, one mapped *enforce* 
 `database_dropped` entry in the hash-chained audit trail; a drop interrupted between the two is
 recorded by the next run. The report lands in `reports/lethe_trials_retention/<run_id>/`.
 
+**Dry run until armed.** Until enforcement is armed for the source `trials` (by a person: `lethe arm
+trials`, or adding `trials` to the Airflow Variable `lethe_armed_sources`, a JSON list), every run of
+this DAG, scheduled or manual, is a dry run: it says so in its log and report, records `would_...`
+entries and changes nothing. Arming and disarming are recorded in the audit trail (who, when).
+
 Params: `dry_run` (change nothing; the mapped tasks list what would be dropped), `as_of`,
 `rules` (see the CRM DAG).
 """

@@ -17,6 +17,11 @@ steps around the rename, so a file is never processed twice and a file changed s
 anonymised is noticed and anonymised again. Names that do not match the inventory's pattern are
 never touched. The run report lands in `reports/lethe_weblogs_retention/<run_id>/`.
 
+**Dry run until armed.** Until enforcement is armed for the source `weblogs` (by a person: `lethe arm
+weblogs`, or adding `weblogs` to the Airflow Variable `lethe_armed_sources`, a JSON list), every run of
+this DAG, scheduled or manual, is a dry run: it says so in its log and report, records `would_...`
+entries and changes nothing. Arming and disarming are recorded in the audit trail (who, when).
+
 Params: `dry_run` (change nothing, report what would change), `as_of` (decide as of this date
 instead of the run's data interval end), `rules` (a subset of rule ids).
 """

@@ -144,6 +144,8 @@ def airflow_environment(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "LETHE_RETRY_DELAY_SECONDS": "1",  # a failing task must not wait minutes to retry in a test
+        # Every source armed, as after `lethe arm`; tests of the unarmed state remove it.
+        "AIRFLOW_VAR_LETHE_ARMED_SOURCES": '["crm", "marketing", "trials", "weblogs"]',
         "PYTHONPATH": str(REPO / "include") + os.pathsep + str(REPO / "tests"),
     }
     airflow = str(Path(sys.executable).with_name("airflow"))

@@ -163,7 +163,7 @@ def _cli(env, *args):
     return subprocess.run([sys.executable, "-m", "lethe.cli", *args], env=env, capture_output=True, text=True)
 
 
-def test_cli_verify_and_find(estate):
+def test_cli_verify_and_find(estate, tmp_path):
     empty_estate(estate)
     c1_layout(estate)
     run_rule(estate.context(datetime(2027, 3, 1)), "C1")
@@ -177,6 +177,45 @@ def test_cli_verify_and_find(estate):
         conn.execute(update(audit_table).where(audit_table.c.seq == 1).values(action="kept"))
     bad = _cli(env, "audit", "verify")
     assert bad.returncode == 1 and "entry 1" in bad.stderr
-    no_key = _cli({k: v for k, v in env.items() if k not in ("LETHE_AUDIT_KEY", "LETHE_DEMO_KEY_FILE")},
-                  "audit", "verify")
+    no_key = _cli({**{k: v for k, v in env.items() if k not in ("LETHE_AUDIT_KEY", "LETHE_DEMO_KEY_FILE")},
+                   "LETHE_ESTATE_DIR": str(tmp_path / "no-estate")}, "audit", "verify")
     assert no_key.returncode == 2 and "no audit key" in no_key.stderr
+
+
+def test_a_person_kept_by_a_hold_leaves_one_trace_per_hold(estate, tmp_path):
+    from lethe.subjects import email_key
+    from test_boundaries import add
+
+    empty_estate(estate)
+    c1_layout(estate)  # Ann Lee, due for C1 since 2027-02-28 10:00
+    add(estate, "crm", schema.legal_holds, {"id": 1, "email": " ann.lee@EXAMPLE.com", "reason": "dispute",
+                                            "placed_at": datetime(2026, 5, 4, 9, 30), "released_at": None})
+    dry = run_rule(estate.context(datetime(2027, 3, 1), dry_run=True, run_id="dry"), "C1")
+    assert dry["exempt_hold"] == 1 and "kept_recorded" not in dry["extra"]
+    first = run_rule(estate.context(datetime(2027, 3, 1), run_id="night-1"), "C1")
+    second = run_rule(estate.context(datetime(2027, 3, 2), run_id="night-2"), "C1")
+    assert first["extra"]["kept_recorded"] == 1 and second["extra"]["kept_recorded"] == 0
+    with estate.engine("lethe_audit").connect() as conn:
+        kept = conn.execute(select(audit_table).where(audit_table.c.action == "kept_by_legal_hold")).mappings().all()
+    assert len(kept) == 1
+    assert kept[0]["subject_key"] == email_key(TEST_KEY, EMAIL_OF_ANN) and kept[0]["rule_id"] == "C1"
+    assert '"since": "2026-05-04T09:30:00"' in kept[0]["details"]
+    assert ids(estate, "crm", schema.contacts) == {1}
+
+    # Released, then a new hold: a new trace, since the new date.
+    with estate.engine("crm").begin() as conn:
+        conn.execute(update(schema.legal_holds).values(released_at=datetime(2027, 3, 3)))
+    add(estate, "crm", schema.legal_holds, {"id": 2, "email": EMAIL_OF_ANN, "reason": "claim",
+                                            "placed_at": datetime(2027, 3, 3), "released_at": None})
+    third = run_rule(estate.context(datetime(2027, 3, 4), run_id="night-3"), "C1")
+    assert third["extra"]["kept_recorded"] == 1
+
+    env = {**os.environ, "LETHE_AUDIT_KEY": TEST_KEY, "AIRFLOW_CONN_LETHE_AUDIT": estate.urls["lethe_audit"]}
+    found = _cli(env, "audit", "find", "--email", EMAIL_OF_ANN)
+    assert found.returncode == 0
+    assert "C1 kept by a legal hold since 2026-05-04T09:30:00, past the deadline" in found.stdout
+    assert "C1 kept by a legal hold since 2027-03-03T00:00:00, past the deadline" in found.stdout
+    assert "ann.lee" not in found.stdout.lower()
+
+
+EMAIL_OF_ANN = "Ann.Lee@Example.com"

@@ -49,7 +49,9 @@ def test_every_dag_imports_and_follows_the_conventions(airflow_env):
         assert dag["params"] == ["as_of", "dry_run", "rules"], dag_id
         assert dag["doc_md"].strip().startswith("###"), dag_id
         for task_id, task in dag["tasks"].items():
-            assert task["owner"] == "lethe" and task["retries"] == 2, f"{dag_id}.{task_id}"
+            # The report is not retried: a retry cannot mend the rule that made it fail.
+            assert task["owner"] == "lethe" and task["retries"] == (0 if task_id == "report" else 2), \
+                f"{dag_id}.{task_id}"
     crm_tasks = set(found["dags"]["lethe_crm_retention"]["tasks"])
     assert {"resolve_run", "C1.scan", "C1.enforce", "C1.summarise", "K1.scan", "report"} <= crm_tasks
 
@@ -197,3 +199,42 @@ def test_a_failed_rule_fails_fast_and_the_report_says_why(demo, tmp_path):
     assert w1["status"] == "failed"
     assert w1["error"].startswith("rule W1: inventory source 'marketing' does not match")
     assert "column web_events.cookie_stored_at does not exist" in w1["error"]
+
+
+def test_until_a_source_is_armed_every_run_is_a_dry_run(demo):
+    """Scheduled or manual, with dry_run false: an unarmed source changes nothing, and says so."""
+    from sqlalchemy import select
+
+    from lethe.audit import audit_table
+
+    env = {k: v for k, v in demo["env"].items() if k != "AIRFLOW_VAR_LETHE_ARMED_SOURCES"}
+    before = snapshots(demo["urls"])
+    result, output = run_runner(env, "test", "lethe_marketing_retention", demo["as_of"].isoformat(),
+                                json.dumps({"as_of": "2026-11-26", "dry_run": False}))
+    assert result["state"] == "success", output[-3000:]
+    assert snapshots(demo["urls"]) == before
+    assert "DRY RUN: enforcement is not armed for source marketing" in output
+    report = json.loads(next((demo["reports"] / "lethe_marketing_retention").glob("*/report.json")).read_text())
+    assert report["dry_run"] is True and report["dry_run_reason"] == "not_armed" and report["armed"] is False
+    assert sum(r["deleted"] for r in report["rules"]) > 0  # what would have gone
+    engine = make_engine(demo["urls"]["audit"])
+    with engine.connect() as conn:
+        actions = set(conn.execute(select(audit_table.c.action).where(audit_table.c.source == "marketing")).scalars())
+    assert "would_deleted" in actions and "deleted" not in actions and "armed" not in actions
+
+    # Armed (here through the Variable, as the UI sets it): the next run enforces, and the
+    # switch is recorded before anything changes.
+    armed_env = {**env, "AIRFLOW_VAR_LETHE_ARMED_SOURCES": '["marketing"]'}
+    result, output = run_runner(armed_env, "test", "lethe_marketing_retention", demo["as_of"].isoformat(),
+                                json.dumps({"as_of": "2026-11-26"}))
+    assert result["state"] == "success", output[-3000:]
+    assert snapshots(demo["urls"])[1] != before[1]
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_table.c.seq, audit_table.c.action, audit_table.c.details)
+                            .where(audit_table.c.source == "marketing", audit_table.c.action.in_(["armed", "deleted"]))
+                            .order_by(audit_table.c.seq)).all()
+    assert rows[0].action == "armed" and "Airflow Variable" in json.loads(rows[0].details)["by"]
+    assert {r.action for r in rows[1:]} == {"deleted"}
+    newest = max((demo["reports"] / "lethe_marketing_retention").glob("*/report.json"), key=lambda p: p.stat().st_mtime)
+    report = json.loads(newest.read_text())
+    assert report["dry_run"] is False and report["armed"] is True and report["first_armed_run"] is True

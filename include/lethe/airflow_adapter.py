@@ -17,6 +17,7 @@ from typing import Any
 from airflow.sdk import Connection, Param, Variable, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from lethe.arming import ARMED_VARIABLE
 from lethe.config import load_inventory, load_policy
 
 log = logging.getLogger("lethe")
@@ -36,24 +37,35 @@ def nightly_dag_settings(source_id: str) -> dict[str, Any]:
     """What every nightly retention DAG shares; the DAG file adds its schedule and doc_md."""
     import pendulum
 
+    inventory = load_inventory(policy=load_policy())
+    source = inventory.sources[source_id]
+    rule_ids = inventory.rules_of(source_id)
     return {
         "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
         "catchup": False,  # a missed night is caught up by the next run: rules act on all that is due
         "max_active_runs": 1,
         "default_args": DEFAULT_ARGS,
-        "params": retention_params(),
+        "params": retention_params(rule_ids),
+        "description": f"Retention rules {', '.join(rule_ids)}: {source.description} "
+                       f"(dry run until armed: lethe arm {source_id})",
         "tags": ["lethe", "retention", source_id],
     }
 
 
-def retention_params() -> dict[str, Param]:
+def retention_params(rule_ids: list[str]) -> dict[str, Param]:
     return {
-        "dry_run": Param(False, type="boolean", description="Report what would change; change nothing."),
-        "as_of": Param(None, type=["null", "string"], format="date-time",
+        "dry_run": Param(False, type="boolean", title="Dry run",
+                         description="Report what would change; change nothing. Every run of a source "
+                                     "that is not armed is a dry run anyway.",
+                         section="Run"),
+        "as_of": Param(None, type=["null", "string"], format="date-time", title="As of",
                        description="Decide as of this instant (a date means 00:00 UTC). "
-                                   "Default: the run's data interval end."),
-        "rules": Param([], type="array", items={"type": "string"},
-                       description="Only these rule ids (empty: every rule of this DAG)."),
+                                   "Empty: the run's data interval end.",
+                       section="Run"),
+        "rules": Param(None, type=["null", "array"], items={"type": "string", "enum": rule_ids},
+                       examples=rule_ids, title="Rules",
+                       description=f"Only these rules (empty: every rule of this DAG: {', '.join(rule_ids)}).",
+                       section="Run"),
     }
 
 
@@ -159,12 +171,44 @@ def resolve_run(source_id: str) -> dict[str, Any]:
     if unknown:
         raise AirflowFailException(f"unknown rule id(s) {unknown} for this DAG (it enforces {known}); nothing was changed")
     key = audit_key()
-    run = {"run_id": dag_run.run_id, "as_of": as_of.isoformat(), "dry_run": bool(params.get("dry_run")),
+    state = _arm_state(source_id, key, dag_run.run_id, context["ti"])
+    requested = bool(params.get("dry_run"))
+    dry_run = requested or not state.armed
+    run = {"run_id": dag_run.run_id, "as_of": as_of.isoformat(), "dry_run": dry_run,
+           "dry_run_reason": "requested" if requested else ("not_armed" if dry_run else None),
+           "source": source_id, "armed": state.armed, "armed_since": state.since,
+           "first_armed_run": state.first_armed_run and not dry_run,
            "rules": selected, "demo_key": is_demo_key(key)}
+    if not state.armed:
+        log.warning("DRY RUN: enforcement is not armed for source %s, so nothing will change. Arm it with "
+                    "`lethe arm %s` or by adding it to the Airflow Variable %s.", source_id, source_id,
+                    ARMED_VARIABLE)
     log.info("run %s: as-of %s UTC, %s, rules %s%s", run["run_id"], run["as_of"],
              "DRY RUN (nothing will change)" if run["dry_run"] else "enforcing", ", ".join(selected),
              " - audit key is the DEMO key" if run["demo_key"] else "")
+    if run["first_armed_run"]:
+        log.info("first enforcing run since %s was armed (%s UTC): it clears the backlog", source_id,
+                 state.since)
     return run
+
+
+def _arm_state(source_id: str, key: str, run_id: str, ti):
+    """Whether enforcement is armed for the source; a switch changed in the UI is audited first."""
+    from lethe.arming import parse_armed, reconcile
+    from lethe.audit import AuditTrail
+    from lethe.db import make_engine
+    from lethe.runner import AUDIT_CONN_ID
+
+    try:
+        armed = source_id in parse_armed(Variable.get(ARMED_VARIABLE, default=None))
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
+    trail = AuditTrail(make_engine(connection_url(AUDIT_CONN_ID)), key)
+    try:
+        trail.create()
+        return reconcile(trail, source_id, armed, run_id=run_id, dag_id=ti.dag_id, task_id=ti.task_id)
+    finally:
+        trail.engine.dispose()
 
 
 def _selected(run: dict[str, Any], rule_id: str) -> None:

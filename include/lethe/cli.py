@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import typer
@@ -28,9 +29,10 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _audit_trail():
     from lethe.audit import AuditTrail
-    from lethe.db import make_engine, connection_url
+    from lethe.db import connection_url, make_engine
     from lethe.subjects import MissingAuditKey, audit_key
 
+    _say_fallbacks(["lethe_audit"], key_needed=True)
     try:
         key = audit_key(os.environ.get("LETHE_AUDIT_KEY") or _demo_key())
     except MissingAuditKey as exc:
@@ -41,10 +43,19 @@ def _audit_trail():
 
 
 def _demo_key() -> str | None:
-    path = os.environ.get("LETHE_DEMO_KEY_FILE")
-    if path and Path(path).exists():
-        return Path(path).read_text().strip()
-    return None
+    from lethe.embedded import demo_key_file
+
+    path = demo_key_file()
+    return path.read_text().strip() if path else None
+
+
+def _say_fallbacks(conn_ids: list[str], key_needed: bool = False) -> None:
+    """Tell on stderr which settings come from the embedded default (stdout stays the answer)."""
+    from lethe.embedded import describe_fallbacks
+
+    line = describe_fallbacks(conn_ids, key_needed)
+    if line:
+        typer.echo(f"lethe: {line}", err=True)
 
 
 @app.command("seed-demo")
@@ -106,6 +117,7 @@ def policy_check():
     except ConfigError as exc:
         _fail(str(exc), 2)
     typer.echo(f"policy: {len(policy.rules)} rules ({', '.join(policy.rule_ids)})")
+    _say_fallbacks(sorted({source.connection_id for source in inventory.sources.values()}))
     engines = Engines(resolve=connection_url)
     ctx = RunContext(run_id="policy-check", dag_id="", task_id="", as_of=datetime.min, dry_run=True,
                      policy=policy, inventory=inventory, audit=None, key="", engine_for=engines,
@@ -130,6 +142,70 @@ def policy_check():
         raise typer.Exit(1)
 
 
+def _airflow_variable(*args: str) -> subprocess.CompletedProcess:
+    """``airflow variables ...`` against the Airflow the DAGs run in (the embedded one by default)."""
+    import shutil
+    import sys
+
+    from lethe.embedded import airflow_home
+
+    airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or shutil.which("airflow")
+    if not airflow:
+        _fail("the airflow command is not installed here", 2)
+    env = dict(os.environ)
+    home = airflow_home()
+    if home:
+        env["AIRFLOW_HOME"] = home
+    return subprocess.run([airflow, "variables", *args], env=env, capture_output=True, text=True)
+
+
+def _switch(sources: list[str], armed: bool, by: str | None) -> None:
+    import getpass
+
+    from lethe.arming import ARMED_VARIABLE, parse_armed, record_switch
+    from lethe.config import ConfigError, load_inventory
+
+    try:
+        known = list(load_inventory().sources)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    unknown = sorted(set(sources) - set(known))
+    if unknown:
+        _fail(f"unknown source(s) {', '.join(unknown)} (the inventory has: {', '.join(known)})", 2)
+    current = _airflow_variable("get", ARMED_VARIABLE)
+    try:
+        armed_now = parse_armed(current.stdout.strip()) if current.returncode == 0 else set()
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    wanted = (armed_now | set(sources)) if armed else (armed_now - set(sources))
+    value = json.dumps(sorted(wanted))
+    done = _airflow_variable("set", ARMED_VARIABLE, value)
+    if done.returncode != 0:
+        _fail(f"could not set the Airflow Variable {ARMED_VARIABLE}: {done.stderr.strip()[-500:]}")
+    who = by or getpass.getuser()
+    trail = _audit_trail()
+    for source in sources:
+        record_switch(trail, source, armed, by=who, how=f"lethe {'arm' if armed else 'disarm'}")
+    typer.echo(f"{'armed' if armed else 'disarmed'}: {', '.join(sources)} (by {who}; recorded in the audit "
+               f"trail); {ARMED_VARIABLE} = {value}")
+    if armed:
+        typer.echo("The next run of each armed source's DAG enforces: it deletes and anonymises what is due.")
+
+
+@app.command("arm")
+def arm(sources: list[str] = typer.Argument(..., help="Source ids of the inventory (crm, marketing, ...)."),
+        by: str = typer.Option(None, help="Who arms (default: the user running the command).")):
+    """Arm enforcement for sources: their DAGs' next runs change data (until then, dry runs)."""
+    _switch(sources, True, by)
+
+
+@app.command("disarm")
+def disarm(sources: list[str] = typer.Argument(..., help="Source ids of the inventory."),
+           by: str = typer.Option(None, help="Who disarms (default: the user running the command).")):
+    """Disarm enforcement for sources: their DAGs' runs are dry runs again."""
+    _switch(sources, False, by)
+
+
 @audit_app.command("verify")
 def audit_verify():
     """Recompute the hash chain; exit 1 naming the first bad entry."""
@@ -138,6 +214,9 @@ def audit_verify():
         typer.echo(f"audit trail intact: {result.entries} entries")
         return
     _fail(f"audit trail broken at entry {result.first_bad_seq}: {result.problem}")
+
+
+KEPT_WORDS = {"kept_by_legal_hold": "kept by a legal hold", "kept_by_restriction": "kept by a restriction"}
 
 
 @audit_app.command("find")
@@ -155,11 +234,15 @@ def audit_find(email: str = typer.Option(..., help="The person's e-mail address 
         row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
         if as_json:
             typer.echo(json.dumps(row, sort_keys=True))
+            continue
+        details = json.loads(row["details"])
+        if row["action"] in KEPT_WORDS:
+            what = f"{KEPT_WORDS[row['action']]} since {details.get('since')}, past the deadline"
         else:
-            typer.echo(f"#{row['seq']} {row['recorded_at']} {row['rule_id']} {row['action']} "
-                       f"({row['source']}: {json.loads(row['details']).get('table', '')}, "
-                       f"{row['record_count']} record(s)) as-of {row['as_of']}"
-                       f"{' [dry run]' if row['dry_run'] else ''} run {row['run_id']}")
+            what = f"{row['action']} ({row['record_count']} record(s))"
+        typer.echo(f"#{row['seq']} {row['recorded_at']} {row['rule_id']} {what} "
+                   f"[{row['source']}: {details.get('table', '')}] as-of {row['as_of']}"
+                   f"{' [dry run]' if row['dry_run'] else ''} run {row['run_id']}")
     if not found:
         typer.echo(f"no audit entries for subject {key[:12]}...")
 

@@ -72,10 +72,17 @@ def normalise_url(url: str | URL) -> URL:
 
 
 def _connection_from_env(conn_id: str) -> str | dict:
-    """``AIRFLOW_CONN_<ID>`` as Airflow reads it: a URI, or a JSON object of fields."""
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "").strip()
+    """``AIRFLOW_CONN_<ID>`` as Airflow reads it: a URI, or a JSON object of fields.
+
+    Not set: the embedded default's connection when ``make demo`` wrote one (:mod:`lethe.embedded`).
+    """
+    from lethe.embedded import default_connection
+
+    raw = (os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "").strip()
+           or default_connection(conn_id) or "")
     if not raw:
-        raise ConnectionNotConfigured(f"connection {conn_id!r} is not set (AIRFLOW_CONN_{conn_id.upper()})")
+        raise ConnectionNotConfigured(f"connection {conn_id!r} is not set (AIRFLOW_CONN_{conn_id.upper()}), "
+                                      "and there is no embedded default (make demo writes one)")
     return json.loads(raw) if raw.startswith("{") else raw
 
 

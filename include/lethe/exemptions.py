@@ -9,6 +9,7 @@ from sqlalchemy import DateTime, bindparam, or_, select
 
 from lethe.config import Inventory
 from lethe.db import timestamp_sql
+from lethe.periods import to_utc_naive
 from lethe.schema import exemption_needs, reflect_tables, source_engine
 from lethe.subjects import normalise_email
 
@@ -19,6 +20,8 @@ class Exemptions:
 
     held: frozenset[str] = field(default_factory=frozenset)
     restricted: frozenset[str] = field(default_factory=frozenset)
+    # (kind, address) -> since when the hold or restriction in force has been (its earliest start)
+    since: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     @property
     def any(self) -> frozenset[str]:
@@ -40,6 +43,7 @@ def load_exemptions(inventory: Inventory, engine_for, as_of: datetime, *, user: 
     this raises: no rule may run without knowing its holds.
     """
     found: dict[str, set[str]] = {"legal_hold": set(), "restriction": set()}
+    since: dict[tuple[str, str], datetime] = {}
     for source in inventory.exemption_sources():
         engine = source_engine(engine_for(source.connection_id), source)
         # A misnamed hold table or column stops the rule, clearly; only these names are checked.
@@ -47,13 +51,16 @@ def load_exemptions(inventory: Inventory, engine_for, as_of: datetime, *, user: 
         for kind, ex in source.exemptions.items():
             t = tables[ex.table]
             as_of_param = bindparam(None, as_of, type_=DateTime)
-            query = select(t.c[ex.email]).where(
+            query = select(t.c[ex.email], timestamp_sql(t.c[ex.in_force_from])).where(
                 t.c[ex.email].is_not(None),
                 timestamp_sql(t.c[ex.in_force_from]) <= as_of_param,
                 or_(t.c[ex.in_force_until].is_(None), timestamp_sql(t.c[ex.in_force_until]) > as_of_param),
             )
             with engine.connect() as conn:
-                for (address,) in conn.execute(query):
-                    if normalise_email(address):
-                        found[kind].add(normalise_email(address))
-    return Exemptions(frozenset(found["legal_hold"]), frozenset(found["restriction"]))
+                for address, started in conn.execute(query):
+                    address = normalise_email(address)
+                    if address:
+                        found[kind].add(address)
+                        started = to_utc_naive(started) if isinstance(started, (str, datetime)) else started
+                        since[(kind, address)] = min(since.get((kind, address), started), started)
+    return Exemptions(frozenset(found["legal_hold"]), frozenset(found["restriction"]), since)

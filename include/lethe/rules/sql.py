@@ -15,6 +15,7 @@ per subject; the entries are chained right after the commit.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from typing import Any
@@ -23,15 +24,18 @@ from sqlalchemy import (DateTime, String, Table, and_, bindparam, delete, exists
                         literal, null, or_, select, true, update)
 from sqlalchemy.sql.elements import ColumnElement
 
-from lethe.audit import AuditEntry, AuditTrail
+from lethe.audit import AuditEntry, AuditTrail, audit_table
 from lethe.db import TEXT_TIMESTAMP, due_by, greatest_sql, normalised_email, timestamp_sql
 from lethe.exemptions import Exemptions, check_exemptions, load_exemptions
 from lethe.periods import Period
 from lethe.rules.base import RuleAction, RuleResult, action_for, register
 from lethe.schema import Needs, need, reflect_tables, source_engine
-from lethe.subjects import email_key, subject_key
+from lethe.subjects import email_key, normalise_email, subject_key
 
 log = logging.getLogger("lethe")
+
+# The audit action recording that a hold or restriction keeps a person past the deadline.
+KEPT = {"legal_hold": "kept_by_legal_hold", "restriction": "kept_by_restriction"}
 
 
 class BadData(RuntimeError):
@@ -272,9 +276,46 @@ class SqlRule(RuleAction):
     def verify(self) -> int:
         return self.count(self.eligible())
 
+    def record_exemptions(self) -> int:
+        """Who a hold or restriction keeps past the deadline: one entry per person, rule and hold.
+
+        The entry names the subject key, the kind (``kept_by_legal_hold``/``kept_by_restriction``)
+        and since when it has been in force, so ``lethe audit find`` can say why a person whose
+        deadline passed is still there. A person already recorded for the same hold is not
+        recorded again. Returns how many entries were added.
+        """
+        if not self.uses_holds or not self.exemptions.any:
+            return 0
+        recorded = {(row["subject_key"], row["action"], json.loads(row["details"]).get("since"))
+                    for row in self.ctx.audit.entries(audit_table.c.rule_id == self.policy_rule.id,
+                                                      audit_table.c.action.in_(list(KEPT.values())),
+                                                      audit_table.c.dry_run == False)}  # noqa: E712
+        due = self.due(self.policy_rule.period)
+        held = self.exemptions.held
+        new: list[AuditEntry] = []
+        for kind, addresses in (("legal_hold", held), ("restriction", self.exemptions.restricted - held)):
+            if not addresses:
+                continue
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(self.subject_column()).where(due, self.exempt(addresses))).scalars()
+                for address in rows:
+                    since = self.exemptions.since[(kind, normalise_email(address))].isoformat()
+                    key = email_key(self.ctx.key, address)
+                    if (key, KEPT[kind], since) in recorded:
+                        continue
+                    recorded.add((key, KEPT[kind], since))
+                    new.append(self.audit_entry(KEPT[kind], key, 1, {"table": self.rule.table, "since": since}))
+        for start in range(0, len(new), 1000):
+            self.ctx.audit.append(new[start:start + 1000])
+        if new:
+            log.info("%s: %d person(s) newly kept past the deadline by a hold or restriction: recorded in "
+                     "the audit trail", self.policy_rule.id, len(new))
+        return len(new)
+
     def enforce(self) -> RuleResult:
         result = self.scan()
         if not self.ctx.dry_run:
+            result.extra["kept_recorded"] = self.record_exemptions()
             AuditTrail.create_outbox(self.engine)
             self.ctx.audit.drain(self.engine)  # entries a crashed run left behind
         condition = self.eligible()
