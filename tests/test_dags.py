@@ -167,7 +167,8 @@ def test_dry_run_param_and_rule_selection(demo):
     assert all(result["state"] == "success" for result, _ in outputs.values())
     assert snapshots(demo["urls"]) == before
     latest = json.loads((demo["reports"] / "latest" / "report.json").read_text())
-    assert latest["dry_run"] is True and sum(r["deleted"] for r in latest["rules"]) > 0
+    assert latest["dry_run"] is True and latest["rules"] == []  # no real run yet
+    assert sum(r["deleted"] for r in latest["dry_rules"]) > 0
 
     result, output = run_runner(demo["env"], "test", "lethe_crm_retention", demo["as_of"].isoformat(),
                                 json.dumps({"as_of": "2026-11-26", "rules": ["K1"]}))
@@ -176,9 +177,13 @@ def test_dry_run_param_and_rule_selection(demo):
     crm_after, _ = snapshots(demo["urls"])
     assert len(crm_after["contacts"]) == len(before[0]["contacts"])  # C1 did not run, K1 only anonymises
 
-    bad, output = run_runner(demo["env"], "test", "lethe_crm_retention", demo["as_of"].isoformat(),
-                             json.dumps({"rules": ["C9"]}))
-    assert bad["state"].endswith("failed") and "unknown rule id" in output
+    # The rules param offers the DAG's rule ids only: an unknown one is refused before a run exists.
+    before = snapshots(demo["urls"])
+    bad = subprocess.run([sys.executable, str(REPO / "tests" / "dag_runner.py"), "test", "lethe_crm_retention",
+                          demo["as_of"].isoformat(), json.dumps({"rules": ["C9"]})], env=demo["env"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "'C9' is not one of ['C1', 'K1']" in bad.stdout + bad.stderr
+    assert snapshots(demo["urls"]) == before
 
 
 def test_a_failed_rule_fails_fast_and_the_report_says_why(demo, tmp_path):

@@ -136,6 +136,7 @@ def _sqlite_normalise_timestamp(value):
 def make_engine(url: str | URL) -> Engine:
     """An engine for any supported database.
 
+    PostgreSQL and MariaDB sessions work in UTC and at READ COMMITTED.
     On SQLite every transaction takes the write lock at BEGIN (``BEGIN IMMEDIATE``): concurrent
     tasks then wait for each other (up to the 60 s timeout) instead of failing when a reading
     transaction tries to become a writing one while another task writes.
@@ -146,6 +147,10 @@ def make_engine(url: str | URL) -> Engine:
         kwargs["connect_args"] = {"timeout": 60}
     else:
         kwargs["pool_pre_ping"] = True
+    if url.get_backend_name() == "mysql":
+        # As PostgreSQL by default: no gap locks, so concurrent rules that stage and drain the
+        # same outbox do not deadlock on each other's keys.
+        kwargs["isolation_level"] = "READ COMMITTED"
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() in _SESSION_UTC:
         statement = _SESSION_UTC[url.get_backend_name()]
