@@ -73,3 +73,31 @@ def test_seed_demo_is_deterministic(tmp_path):
     first, second = seed(tmp_path / "a"), seed(tmp_path / "b")
     assert first == second
     assert len(first[0]["contacts"]) > 1000 and len(first[2]) > 365 and len(first[3]) > 200
+
+
+def test_every_command_works_outside_make_on_the_embedded_default(tmp_path):
+    """From the venv after `make demo`: no AIRFLOW_CONN_*, no key in the environment."""
+    estate = tmp_path / "estate"
+    bare = {k: v for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW_CONN_", "LETHE_AUDIT_KEY", "LETHE_DEMO_KEY_FILE"))}
+    env = {**bare, "LETHE_ESTATE_DIR": str(estate), "LETHE_REPORTS_DIR": str(tmp_path / "reports")}
+    assert lethe(env, "seed-demo", "--as-of", "2026-11-26", "--estate", str(estate)).returncode == 0
+
+    verify = lethe(env, "audit", "verify")
+    assert verify.returncode == 0 and "audit trail intact" in verify.stdout, verify.stderr
+    assert f"using connection(s) lethe_audit of the embedded default in {estate}" in verify.stderr
+    assert f"the demo audit key in {estate / 'demo-audit-key'}" in verify.stderr
+    check = lethe(env, "policy", "check")
+    assert check.returncode == 0, check.stderr
+    assert "connection(s) crm, marketing, trials, weblogs of the embedded default" in check.stderr
+    assert lethe(env, "audit", "find", "--email", "nobody@example.com").returncode == 0
+
+    # Pointed at other systems, the environment wins, as for the DAGs.
+    other = {**env, "AIRFLOW_CONN_LETHE_AUDIT": f"sqlite:///{tmp_path / 'other-audit.sqlite'}",
+             "LETHE_AUDIT_KEY": "another-key-0123456789abcdef"}
+    elsewhere = lethe(other, "audit", "verify")
+    assert elsewhere.returncode == 0 and "intact: 0 entries" in elsewhere.stdout
+    assert "embedded default" not in elsewhere.stderr
+    # No embedded default and nothing set: a clear error, not a guess.
+    none = lethe({**bare, "LETHE_ESTATE_DIR": str(tmp_path / "none")}, "audit", "verify")
+    assert none.returncode == 2 and "no audit key" in none.stderr
