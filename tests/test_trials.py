@@ -562,3 +562,16 @@ def test_the_dag_maps_one_named_enforce_task_per_database_in_the_pool(tmp_path):
     t1 = report["rules"][0]
     assert t1["deleted"] == 2 and t1["remaining_after"] == 0 and t1["status"] == "ok"
     assert t1["extra"]["orphans"] == 1 and t1["extra"]["kept_converted"] == 1 and t1["extra"]["not_yet_due"] == 1
+
+
+def test_a_trial_kept_by_a_hold_leaves_one_trace(trials):
+    held = trials.trial("held_trace", OLD, email="held.trace@example.org")
+    trials.hold("Held.Trace@example.org", AS_OF - timedelta(days=10))
+    first = trials.run(run_id="first")
+    second = trials.run(AS_OF + timedelta(days=1), run_id="second")
+    assert held in trials.mine()
+    assert first["extra"]["kept_recorded"] == 1 and second["extra"]["kept_recorded"] == 0
+    kept = trials.audit("kept_by_legal_hold")
+    assert len(kept) == 1 and kept[0]["subject_key"] == email_key(TEST_KEY, "held.trace@example.org")
+    assert json.loads(kept[0]["details"]) == {"database": held,
+                                              "since": (AS_OF - timedelta(days=10)).isoformat()}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import DateTime, bindparam, or_, select
 
@@ -64,3 +66,36 @@ def load_exemptions(inventory: Inventory, engine_for, as_of: datetime, *, user: 
                         started = to_utc_naive(started) if isinstance(started, (str, datetime)) else started
                         since[(kind, address)] = min(since.get((kind, address), started), started)
     return Exemptions(frozenset(found["legal_hold"]), frozenset(found["restriction"]), since)
+
+
+# The audit action recording that a hold or restriction keeps a person past the deadline.
+KEPT = {"legal_hold": "kept_by_legal_hold", "restriction": "kept_by_restriction"}
+
+
+def record_kept(audit, rule_id: str, key: str, exemptions: Exemptions, make_entry: Callable[..., Any],
+                kept: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
+    """Chain one entry per person, rule and hold for those a hold keeps past their deadline.
+
+    ``kept``: (kind, address, details) for each record kept, ``kind`` "legal_hold" or
+    "restriction". The entry holds the subject key (never the address), the kind and since when
+    it has been in force; a person already recorded for the same hold is not recorded again, so
+    ``lethe audit find`` answers "kept by a legal hold since ..." once. Returns the entries added.
+    """
+    from lethe.audit import audit_table
+    from lethe.subjects import email_key
+
+    recorded = {(row["subject_key"], row["action"], json.loads(row["details"]).get("since"))
+                for row in audit.entries(audit_table.c.rule_id == rule_id,
+                                         audit_table.c.action.in_(list(KEPT.values())),
+                                         audit_table.c.dry_run == False)}  # noqa: E712
+    new = []
+    for kind, address, details in kept:
+        since = exemptions.since[(kind, normalise_email(address))].isoformat()
+        subject = email_key(key, address)
+        if (subject, KEPT[kind], since) in recorded:
+            continue
+        recorded.add((subject, KEPT[kind], since))
+        new.append(make_entry(KEPT[kind], subject, 1, {**details, "since": since}))
+    for start in range(0, len(new), 1000):
+        audit.append(new[start:start + 1000])
+    return len(new)

@@ -15,7 +15,6 @@ per subject; the entries are chained right after the commit.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from typing import Any
@@ -24,18 +23,15 @@ from sqlalchemy import (DateTime, String, Table, and_, bindparam, delete, exists
                         literal, null, or_, select, true, update)
 from sqlalchemy.sql.elements import ColumnElement
 
-from lethe.audit import AuditEntry, AuditTrail, audit_table
+from lethe.audit import AuditEntry, AuditTrail
 from lethe.db import TEXT_TIMESTAMP, due_by, greatest_sql, normalised_email, timestamp_sql
-from lethe.exemptions import Exemptions, check_exemptions, load_exemptions
+from lethe.exemptions import Exemptions, check_exemptions, load_exemptions, record_kept
 from lethe.periods import Period
 from lethe.rules.base import RuleAction, RuleResult, action_for, register
 from lethe.schema import Needs, need, reflect_tables, source_engine
-from lethe.subjects import email_key, normalise_email, subject_key
+from lethe.subjects import email_key, subject_key
 
 log = logging.getLogger("lethe")
-
-# The audit action recording that a hold or restriction keeps a person past the deadline.
-KEPT = {"legal_hold": "kept_by_legal_hold", "restriction": "kept_by_restriction"}
 
 
 class BadData(RuntimeError):
@@ -277,40 +273,22 @@ class SqlRule(RuleAction):
         return self.count(self.eligible())
 
     def record_exemptions(self) -> int:
-        """Who a hold or restriction keeps past the deadline: one entry per person, rule and hold.
-
-        The entry names the subject key, the kind (``kept_by_legal_hold``/``kept_by_restriction``)
-        and since when it has been in force, so ``lethe audit find`` can say why a person whose
-        deadline passed is still there. A person already recorded for the same hold is not
-        recorded again. Returns how many entries were added.
-        """
+        """Who a hold or restriction keeps past the deadline: one entry per person, rule and hold."""
         if not self.uses_holds or not self.exemptions.any:
             return 0
-        recorded = {(row["subject_key"], row["action"], json.loads(row["details"]).get("since"))
-                    for row in self.ctx.audit.entries(audit_table.c.rule_id == self.policy_rule.id,
-                                                      audit_table.c.action.in_(list(KEPT.values())),
-                                                      audit_table.c.dry_run == False)}  # noqa: E712
         due = self.due(self.policy_rule.period)
         held = self.exemptions.held
-        new: list[AuditEntry] = []
-        for kind, addresses in (("legal_hold", held), ("restriction", self.exemptions.restricted - held)):
-            if not addresses:
-                continue
-            with self.engine.connect() as conn:
-                rows = conn.execute(select(self.subject_column()).where(due, self.exempt(addresses))).scalars()
-                for address in rows:
-                    since = self.exemptions.since[(kind, normalise_email(address))].isoformat()
-                    key = email_key(self.ctx.key, address)
-                    if (key, KEPT[kind], since) in recorded:
-                        continue
-                    recorded.add((key, KEPT[kind], since))
-                    new.append(self.audit_entry(KEPT[kind], key, 1, {"table": self.rule.table, "since": since}))
-        for start in range(0, len(new), 1000):
-            self.ctx.audit.append(new[start:start + 1000])
+        kept = []
+        with self.engine.connect() as conn:
+            for kind, addresses in (("legal_hold", held), ("restriction", self.exemptions.restricted - held)):
+                if addresses:
+                    query = select(self.subject_column()).where(due, self.exempt(addresses))
+                    kept += [(kind, address, {"table": self.rule.table}) for address in conn.execute(query).scalars()]
+        new = record_kept(self.ctx.audit, self.policy_rule.id, self.ctx.key, self.exemptions, self.audit_entry, kept)
         if new:
             log.info("%s: %d person(s) newly kept past the deadline by a hold or restriction: recorded in "
-                     "the audit trail", self.policy_rule.id, len(new))
-        return len(new)
+                     "the audit trail", self.policy_rule.id, new)
+        return new
 
     def enforce(self) -> RuleResult:
         result = self.scan()

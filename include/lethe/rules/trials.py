@@ -68,7 +68,7 @@ from sqlalchemy.engine import URL, Engine
 from lethe.audit import audit_table
 from lethe.config import IDENTIFIER, SqlSource, TrialDatabasesSource
 from lethe.db import add_period_sql, due_by, make_engine, normalise_url, normalised_email, timestamp_sql
-from lethe.exemptions import Exemptions, check_exemptions, load_exemptions
+from lethe.exemptions import Exemptions, check_exemptions, load_exemptions, record_kept
 from lethe.periods import to_utc_naive
 from lethe.rules.base import RuleAction, RuleResult, register
 from lethe.schema import SchemaMismatch, need, reflect_tables, source_engine
@@ -643,6 +643,8 @@ class TrialDrop(RuleAction):
                         # An item the scan listed but a later check kept (a hold placed meanwhile).
                         "kept_at_drop": statuses["kept"],
                         "not_finished": max(scanned.eligible - len(item_results), 0)}
+        if not self.ctx.dry_run:
+            result.extra["kept_recorded"] = self.record_exemptions()
         if self.ctx.dry_run:
             result.extra["would_drop"] = statuses["would_drop"] + statuses["would_recover"]
             result.extra["would_drop_names"] = _listed(sorted(
@@ -653,6 +655,24 @@ class TrialDrop(RuleAction):
                  result.deleted, statuses["recovered"], statuses["kept"], result.extra["not_finished"],
                  " - nothing was changed" if self.ctx.dry_run else "")
         return result
+
+    def record_exemptions(self) -> int:
+        """One audit entry per sign-up contact, hold and rule for databases a hold keeps past due."""
+        kept_rows = [(row.key, "legal_hold" if row.held else "restriction")
+                     for trial in self.survey().trials.values() if trial.present and trial.status in (HELD, RESTRICTED)
+                     for row in trial.rows if row.due and (row.held or row.restricted)]
+        if not kept_rows:
+            return 0
+        cat, contact = self.catalog, self.catalog.contact
+        t, c = self.tables[cat.table], self.tables[contact.table]
+        kinds = dict(kept_rows)
+        with self.catalog_engine.connect() as conn:
+            found = conn.execute(
+                select(t.c[cat.primary_key], t.c[cat.database_name], c.c[contact.email])
+                .select_from(t.join(c, c.c[contact.primary_key] == t.c[contact.foreign_key]))
+                .where(t.c[cat.primary_key].in_(bindparam(None, sorted(kinds), expanding=True)))).all()
+        kept = [(kinds[key], address, {"database": name}) for key, name, address in found if address]
+        return record_kept(self.ctx.audit, self.policy_rule.id, self.ctx.key, self.exemptions, self.audit_entry, kept)
 
     def enforce(self) -> RuleResult:
         """Unmapped use (the CLI): every item in turn."""
