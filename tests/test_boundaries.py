@@ -147,7 +147,7 @@ def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(e
     trial_file.write_bytes(b"")
     # While the trial database is on the server, its sign-up row must stay: the contact waits.
     waiting = run_rule(estate.context(datetime(2027, 3, 1)), "C1")
-    assert waiting["deleted"] == 0 and waiting["extra"] == {"waiting": 1} and waiting["remaining_after"] == 0
+    assert waiting["deleted"] == 0 and waiting["extra"]["waiting"] == 1 and waiting["remaining_after"] == 0
     assert waiting["due"] == 1 and waiting["eligible"] == 0
     assert ids(estate, "crm", schema.contacts) == {1, 2}
     trial_file.unlink()  # gone from the server (dropped by T1, or never there)
