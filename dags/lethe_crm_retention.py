@@ -1,12 +1,8 @@
 """
 ### Lethe - CRM retention (rules C1, K1)
 
-Enforces the privacy policy on the CRM (connection `crm`), every night at 02:00 UTC:
-
-* **C1** (§6.2): contact persons at prospects are deleted with their interactions 3 years after
-  the last contact (the latest of `last_contact_at` and the newest interaction, else creation).
-* **K1** (§6.2, configured default): contacts of former customers are anonymised 5 years after
-  the contract ended.
+Enforces the privacy policy on the CRM (connection `crm`) every night at 02:00 UTC, by the rules
+in the table above.
 
 A legal hold or a restriction in force on the person's e-mail exempts them; active customers'
 contacts are kept. Each rule runs *scan → enforce → summarise*; every change is written to the
@@ -31,7 +27,7 @@ from lethe.airflow_adapter import SCHEDULE, nightly_dag_settings, retention_task
 SOURCE = "crm"
 
 
-@dag(schedule=SCHEDULE, doc_md=__doc__, **nightly_dag_settings(SOURCE))
+@dag(schedule=SCHEDULE, **nightly_dag_settings(SOURCE, __doc__))
 def lethe_crm_retention():
     retention_tasks(SOURCE)
 

@@ -2,13 +2,7 @@
 ### Lethe - marketing retention (rules N1, W1, W2)
 
 Enforces the privacy policy on the marketing database (connection `marketing`), every night at
-02:00 UTC:
-
-* **N1** (§6.2, §9.1): newsletter subscribers who unsubscribed are deleted at the next run
-  (overdue after 7 days); a keyed hash of the address goes to the suppression list so it is not
-  imported again.
-* **W1** (§6.2): cookie-keyed analytics events are deleted 90 days after the cookie was set.
-* **W2** (§10.4): cookie consent records are deleted 13 months after consent.
+02:00 UTC, by the rules in the table above.
 
 Legal holds and restrictions (read from the CRM) exempt a subject. Each rule runs
 *scan → enforce → summarise*; every change is audited in the same commit as the change; the run
@@ -31,7 +25,7 @@ from lethe.airflow_adapter import SCHEDULE, nightly_dag_settings, retention_task
 SOURCE = "marketing"
 
 
-@dag(schedule=SCHEDULE, doc_md=__doc__, **nightly_dag_settings(SOURCE))
+@dag(schedule=SCHEDULE, **nightly_dag_settings(SOURCE, __doc__))
 def lethe_marketing_retention():
     retention_tasks(SOURCE)
 

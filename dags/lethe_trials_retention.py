@@ -3,14 +3,11 @@
 
 Enforces the privacy policy on the free-trial databases (connection `trials`: a PostgreSQL or
 MariaDB server, or on SQLite a folder with one `<name>.sqlite` file per trial), every night at
-02:00 UTC:
-
-* **T1** (§6.2): the database of a 30-day free trial is dropped 90 days after the trial ended
-  when the customer did not subscribe. The catalog is `crm.trial_signups`.
+02:00 UTC, by the rules in the table above.
 
 Only a database whose name matches the inventory's `name_pattern` and whose sign-up rows are all
-eligible (no subscription, 90 days past the trial end at the as-of, no legal hold or restriction
-on the sign-up contact) is dropped. Orphans (trial-like names without a sign-up row), other
+eligible (no subscription, the rule's period past the trial end at the as-of, no legal hold or
+restriction on the sign-up contact) is dropped. Orphans (trial-like names without a sign-up row), other
 databases and system databases are never touched; orphans and refused names are reported.
 
 Tasks: *scan* counts, *items* lists the databases to drop, one mapped *enforce* task drops each
@@ -37,7 +34,7 @@ from lethe.airflow_adapter import SCHEDULE, nightly_dag_settings, retention_task
 SOURCE = "trials"
 
 
-@dag(schedule=SCHEDULE, doc_md=__doc__, **nightly_dag_settings(SOURCE))
+@dag(schedule=SCHEDULE, **nightly_dag_settings(SOURCE, __doc__))
 def lethe_trials_retention():
     retention_tasks(SOURCE)
 

@@ -2,13 +2,10 @@
 ### Lethe - connection log retention (rules L1, L2)
 
 Enforces the privacy policy on the web server access logs in the folder of connection `weblogs`
-(one file a day, `access.log-YYYYMMDD`, older ones `.gz`), every night at 02:00 UTC:
-
-* **L1** (§4, §8, configured default: the policy states no period): 90 days after a file's date
-  its client IP addresses are truncated as anonip does (IPv4: last 8 bits, IPv6: last 80 bits).
-  The file is rewritten atomically (temporary file in the same folder, fsync, rename; mode and
-  compression kept). A file L2 deletes in the same run is left to L2.
-* **L2** (§4, configured default): 12 months after its date the file is deleted.
+(one file a day, `access.log-YYYYMMDD`, older ones `.gz`) every night at 02:00 UTC, by the rules in
+the table above. L1 truncates client IP addresses as anonip does (the masks are in the
+inventory) and rewrites the file atomically (temporary file in the same folder, fsync, rename; mode
+and compression kept); a file L2 deletes in the same run is left to L2.
 
 Each rule runs *scan → items → enforce (one mapped task per file, named after it) → summarise*.
 Each file's outcome (name, lines, addresses truncated, unparseable lines kept unchanged, SHA-256
@@ -35,7 +32,7 @@ from lethe.airflow_adapter import SCHEDULE, nightly_dag_settings, retention_task
 SOURCE = "weblogs"
 
 
-@dag(schedule=SCHEDULE, doc_md=__doc__, **nightly_dag_settings(SOURCE))
+@dag(schedule=SCHEDULE, **nightly_dag_settings(SOURCE, __doc__))
 def lethe_weblogs_retention():
     retention_tasks(SOURCE)
 

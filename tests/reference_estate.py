@@ -36,9 +36,10 @@ import yaml
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
-from conftest import TEST_KEY
 from lethe.config import DEFAULT_INVENTORY, Inventory, load_inventory
 from lethe.subjects import email_key
+
+from conftest import TEST_KEY
 
 AS_OF = datetime(2026, 11, 26, 2, 0)  # UTC: the nightly run's data interval end
 SECOND = timedelta(seconds=1)

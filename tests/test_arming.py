@@ -7,10 +7,11 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from conftest import TEST_KEY
-from lethe.arming import BY_VARIABLE, parse_armed, record_switch, reconcile
+from lethe.arming import BY_VARIABLE, parse_armed, reconcile, record_switch
 from lethe.audit import AuditEntry, AuditTrail, audit_table
 from lethe.db import make_engine
+
+from conftest import TEST_KEY
 
 
 @pytest.mark.parametrize(("value", "armed"), [

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 import subprocess
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
 from sqlalchemy import delete, func, select, update
+from test_boundaries import c1_layout, empty_estate, ids
 
-from conftest import TEST_KEY
 from lethe.audit import GENESIS, AuditEntry, AuditTrail, audit_table, outbox_table
 from lethe.db import make_engine
 from lethe.demo import schema
-from lethe.rules.sql import SqlDelete
 from lethe.runner import run_rule
-from test_boundaries import c1_layout, empty_estate, ids
+from lethe.sources.sql.actions import SqlDelete
+
+from conftest import TEST_KEY
 
 AS_OF = datetime(2026, 11, 26)
 
@@ -58,7 +59,7 @@ def test_chain_links_every_entry(trail):
     rows = list(trail.entries())
     assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0]["prev_hash"] == GENESIS
-    assert all(b["prev_hash"] == a["entry_hash"] for a, b in zip(rows, rows[1:]))
+    assert all(b["prev_hash"] == a["entry_hash"] for a, b in zip(rows, rows[1:], strict=False))
     assert trail.verify().entries == 5
 
 
@@ -183,8 +184,9 @@ def test_cli_verify_and_find(estate, tmp_path):
 
 
 def test_a_person_kept_by_a_hold_leaves_one_trace_per_hold(estate, tmp_path):
-    from lethe.subjects import email_key
     from test_boundaries import add
+
+    from lethe.subjects import email_key
 
     empty_estate(estate)
     c1_layout(estate)  # Ann Lee, due for C1 since 2027-02-28 10:00

@@ -252,7 +252,7 @@ def test_audit_holds_keyed_hashes_not_addresses(estate):
 # Only SQLite stores text in a timestamp column; PostgreSQL and MariaDB refuse it themselves.
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_trigger_that_is_not_a_date_stops_the_rule_naming_the_rows(estate):
-    from lethe.rules.sql import BadData
+    from lethe.errors import BadData
 
     empty_estate(estate)
     c1_layout(estate)

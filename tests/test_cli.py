@@ -60,6 +60,7 @@ def test_seed_demo_is_deterministic(tmp_path):
     import hashlib
 
     from lethe.db import make_engine
+
     from oracle import CRM_TABLES, MARKETING_TABLES, snapshot
 
     def seed(folder):

@@ -6,15 +6,16 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
+from test_config import inventory_copy
 
-from conftest import TEST_KEY
 from lethe.audit import audit_table
 from lethe.config import load_inventory, load_policy
 from lethe.demo.seed import DemoSizes, seed_crm, seed_marketing
 from lethe.runner import run_rule
 from lethe.schema import SchemaMismatch
+
+from conftest import TEST_KEY
 from oracle import CRM_TABLES, MARKETING_TABLES, expected, snapshot
-from test_config import inventory_copy
 
 SQL_RULES = ["N1", "W1", "W2", "C1", "K1"]
 SMALL = DemoSizes(companies=60, contacts=400, subscribers=300, consents=300, web_events=600)
@@ -173,7 +174,7 @@ def test_rules_running_at_the_same_time_share_the_sources_and_the_chain(estate):
             engines.dispose()
 
     with ThreadPoolExecutor(max_workers=len(SQL_RULES)) as pool:
-        results = dict(zip(SQL_RULES, pool.map(one, SQL_RULES)))
+        results = dict(zip(SQL_RULES, pool.map(one, SQL_RULES), strict=False))
     assert all(r["status"] == "ok" and r["remaining_after"] == 0 for r in results.values())
     assert snapshots(estate) == (crm_expected, marketing_expected)
     trail = estate.context(as_of).audit

@@ -22,10 +22,11 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from conftest import REPO, TEST_KEY, airflow_environment
 from lethe.audit import audit_table
 from lethe.db import make_engine
 from lethe.demo.seed import DemoSizes, seed_crm, seed_marketing
+
+from conftest import REPO, TEST_KEY, airflow_environment
 from oracle import MARKETING_TABLES, snapshot
 
 pytestmark = [pytest.mark.airflow, pytest.mark.live]

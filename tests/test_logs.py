@@ -23,15 +23,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import BACKENDS, TEST_KEY, require_server
 from lethe.audit import audit_table
 from lethe.demo.weblogs import GZIP_AFTER_DAYS, seed_weblogs
 from lethe.periods import Period, add_period
 from lethe.report import write_run_report
-from lethe.rules.logs import TEMP_SUFFIX, list_log_files, temp_name
-from lethe.runner import (combine_items, enforce_item, run_rule, scan_rule, summarise_rule,
-                          work_items)
+from lethe.runner import combine_items, enforce_item, run_rule, scan_rule, summarise_rule, work_items
+from lethe.sources.weblogs.actions import TEMP_SUFFIX, list_log_files, temp_name
 from lethe.weblogs.anonymizer import IpMasker, anonymise_stream
+
+from conftest import BACKENDS, TEST_KEY, require_server
 
 REPO = Path(__file__).resolve().parents[1]
 PATTERN = re.compile(r"^access\.log-(?P<date>\d{8})(?P<gz>\.gz)?$")
@@ -165,7 +165,7 @@ def test_ipv4_ipv6_and_port_forms_are_truncated(estate, folder):
     out = path.read_bytes()
     assert clients_of(out) == list(forms.values())
     # Only the client field changed.
-    for before, after in zip(data.splitlines(), out.splitlines()):
+    for before, after in zip(data.splitlines(), out.splitlines(), strict=False):
         assert before.split(b" ", 1)[1] == after.split(b" ", 1)[1]
 
 
@@ -222,7 +222,7 @@ def test_garbage_long_lines_and_invalid_utf8_are_kept_without_loss(estate, folde
         assert len(out) == len(data) - 2 - 2 - 1 - 2  # ".216"->".0" twice, "::1"->"::", ".135"->".0"
         out_lines = out.splitlines(keepends=True)
         assert len(out_lines) == len(lines)
-        for before, after in zip(lines, out_lines):
+        for before, after in zip(lines, out_lines, strict=False):
             if before.split(b" ", 1)[0] in (b"83.149.9.216", b"2001:db8::1", b"66.249.73.135"):
                 assert before.split(b" ", 1)[1] == after.split(b" ", 1)[1]
             else:
@@ -366,7 +366,7 @@ CRASH_SCRIPT = r"""
 import json, sys, time
 from datetime import datetime
 
-import lethe.rules.logs as logs
+import lethe.sources.weblogs.actions as logs
 from lethe.runner import Engines, enforce_item, make_context
 
 args = json.loads(sys.argv[1])
@@ -462,7 +462,7 @@ def test_killed_mid_rewrite_leaves_the_whole_file(estate, folder, gz):
 
 
 def test_crash_between_rename_and_record_is_recovered(estate, folder, monkeypatch):
-    import lethe.rules.logs as logs
+    import lethe.files as logs
 
     day = date(2026, 8, 1)
     path = write_log(folder, day, day_log(day, ["83.149.9.216"] * 5), gz=True)
@@ -488,7 +488,7 @@ def test_crash_between_rename_and_record_is_recovered(estate, folder, monkeypatc
 
 
 def test_crash_before_rename_leaves_the_old_file_and_is_redone(estate, folder, monkeypatch):
-    import lethe.rules.logs as logs
+    import lethe.files as logs
 
     day = date(2026, 8, 1)
     path = write_log(folder, day, day_log(day, ["83.149.9.216"] * 5))
@@ -509,7 +509,7 @@ def test_crash_before_rename_leaves_the_old_file_and_is_redone(estate, folder, m
 
 
 def test_crash_after_delete_before_record_is_recovered(estate, folder, monkeypatch):
-    import lethe.rules.logs as logs
+    import lethe.files as logs
 
     path = write_log(folder, date(2025, 1, 10), line("83.149.9.216", AS_OF), gz=True)
     monkeypatch.setattr(logs, "fsync_folder", lambda _folder: (_ for _ in ()).throw(OSError("power cut")))
@@ -602,7 +602,7 @@ def test_demo_estate_ends_with_the_right_files_truncated_and_deleted(estate, fol
     days = [datetime.strptime(PATTERN.match(n).group("date"), "%Y%m%d").date() for n in info["files"]]
     assert days[-1] == date(2026, 11, 25) and days[0] <= date(2025, 11, 1), "a year and some weeks"
     assert len(days) == len(set(days)) == (days[-1] - days[0]).days + 1, "one file a day"
-    for name, day in zip(info["files"], days):
+    for name, day in zip(info["files"], days, strict=False):
         assert name.endswith(".gz") == ((AS_OF.date() - day).days > GZIP_AFTER_DAYS)
     sizes = [len(read(folder / n).splitlines()) for n in info["files"]]
     assert 100 <= min(sizes) and max(sizes) <= 1000, "a few hundred lines each"
@@ -616,9 +616,9 @@ def test_demo_estate_ends_with_the_right_files_truncated_and_deleted(estate, fol
     # addresses of files dated 2025-11-27 .. 2026-08-28 (90 days); newer files stay as they are.
     results = {rule: run(estate, folder, rule, run_id="demo") for rule in ("L1", "L2")}
     last_deleted, last_truncated = date(2025, 11, 26), date(2026, 8, 28)
-    deleted = {n for n, d in zip(info["files"], days) if d <= last_deleted}
-    truncated = {n for n, d in zip(info["files"], days) if last_deleted < d <= last_truncated}
-    kept = {n for n, d in zip(info["files"], days) if d > last_truncated}
+    deleted = {n for n, d in zip(info["files"], days, strict=False) if d <= last_deleted}
+    truncated = {n for n, d in zip(info["files"], days, strict=False) if last_deleted < d <= last_truncated}
+    kept = {n for n, d in zip(info["files"], days, strict=False) if d > last_truncated}
     assert deleted and truncated and kept
     assert results["L2"]["deleted"] == len(deleted) and results["L2"]["remaining_after"] == 0
     assert results["L1"]["anonymised"] == len(truncated) and results["L1"]["remaining_after"] == 0

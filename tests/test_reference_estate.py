@@ -23,16 +23,39 @@ from datetime import timezone
 
 import pytest
 
-from conftest import REPO, SERVER_URLS, TEST_KEY, Databases, Estate, airflow_environment, require_server
 from lethe.audit import AuditTrail
 from lethe.db import make_engine
 from lethe.runner import Engines, run_rule
 from lethe.subjects import email_key
-from reference_estate import (ANONYMISED, AS_OF, AT_AS_OF_RUN, AT_DEADLINE, DROPPED_TRIALS, EARLY_RUN,
-                              LOG_FILES, NIGHTLY_RUN, OLD_SUPPRESSED, PAIRS, REMOVED, RULE_ORDER,
-                              SECOND, SUPPRESSED, SUPPRESSED_AT_DEADLINE, TRIALS_AT_DEADLINE, VARIANTS,
-                              ReferenceEstate, all_ids, check_layout, expected_log_text, expected_snapshot,
-                              minus, read_weblogs, server_connection)
+
+from conftest import REPO, SERVER_URLS, TEST_KEY, Databases, Estate, airflow_environment, require_server
+from reference_estate import (
+    ANONYMISED,
+    AS_OF,
+    AT_AS_OF_RUN,
+    AT_DEADLINE,
+    DROPPED_TRIALS,
+    EARLY_RUN,
+    LOG_FILES,
+    NIGHTLY_RUN,
+    OLD_SUPPRESSED,
+    PAIRS,
+    REMOVED,
+    RULE_ORDER,
+    SECOND,
+    SUPPRESSED,
+    SUPPRESSED_AT_DEADLINE,
+    TRIALS_AT_DEADLINE,
+    VARIANTS,
+    ReferenceEstate,
+    all_ids,
+    check_layout,
+    expected_log_text,
+    expected_snapshot,
+    minus,
+    read_weblogs,
+    server_connection,
+)
 
 DAG_IDS = ["lethe_trials_retention", "lethe_crm_retention", "lethe_marketing_retention",
            "lethe_weblogs_retention"]  # trials before crm: C1's wait is settled by then

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lethe.report import (counted, refresh_latest, render_html, summary_text, unit_for, verdict,
-                          write_run_report)
+from lethe.report import counted, refresh_latest, render_html, summary_text, unit_for, verdict, write_run_report
 
 
 def result(rule, **counts):

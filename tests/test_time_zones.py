@@ -113,8 +113,9 @@ def test_deadline_is_the_same_utc_instant_in_every_time_zone(backend, case, data
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 def test_text_in_another_form_stops_the_rule_naming_the_rows(backend, databases):
     """Text a back end would read wrongly or not at all is refused before anything changes."""
+    from lethe.errors import BadData
+
     from conftest import Estate
-    from lethe.rules.sql import BadData
 
     url = databases.new("tz")
     writer = create_engine(make_url(url))

@@ -23,17 +23,19 @@ from faker import Faker
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 
-from conftest import SERVER_URLS, TEST_KEY, airflow_environment
 from lethe.audit import AuditTrail, audit_table
-from lethe.config import Inventory, TrialDatabasesSource, load_inventory, load_policy
+from lethe.config import Inventory, load_inventory, load_policy
 from lethe.db import make_engine
 from lethe.demo import schema
 from lethe.demo.trials import create_database, create_trial_database, drop_database, seed_trial_databases
-from lethe.rules import action_for
-from lethe.rules.trials import DONE, INTENT, SYSTEM_DATABASES, TrialDrop
 from lethe.runner import run_rule, scan_rule
 from lethe.schema import SchemaMismatch
+from lethe.sources.base import action_for
+from lethe.sources.trials.actions import DONE, INTENT, SYSTEM_DATABASES, TrialDrop
+from lethe.sources.trials.models import TrialDatabasesSource
 from lethe.subjects import email_key
+
+from conftest import SERVER_URLS, TEST_KEY, airflow_environment
 
 AS_OF = datetime(2026, 11, 26)
 DEADLINE = AS_OF - timedelta(days=90)  # a trial that ended here is due exactly at the as-of

@@ -1,9 +1,12 @@
-"""The one module that imports Airflow: connections, variables, context, and the task builders.
+"""The one module that imports Airflow: connections, variables, context, and the tasks.
 
-DAG files stay thin: they call :func:`resolve_run`, :func:`rule_tasks` and :func:`report` from
-here. Heavy imports (SQLAlchemy, the engine) happen inside the tasks, so DAG files parse fast.
-Reading the policy and inventory at parse time is deliberate: a broken file shows as an import
-error in the UI instead of a run on a half-read policy.
+DAG files stay thin: ``@dag(schedule=SCHEDULE, **nightly_dag_settings(SOURCE, __doc__))`` around
+``retention_tasks(SOURCE)``. The tasks are module-level ``@task`` functions, composed per rule
+with ``.override(...)`` and, for kinds whose work list is data, ``.partial(...).expand(...)``.
+Heavy imports (SQLAlchemy, the engine) happen inside the tasks, so DAG files parse fast. Reading
+the policy and inventory at parse time is deliberate (once per parse): a broken file shows as an
+import error in the UI instead of a run on a half-read policy, and each DAG's docs list its rules,
+periods and policy sections from the policy file itself.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ import logging
 import os
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Connection, Param, Variable, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lethe.arming import ARMED_VARIABLE
-from lethe.config import load_inventory, load_policy
+from lethe.config import DEFAULT_INVENTORY, DEFAULT_POLICY, Inventory, Policy, load_inventory, load_policy
+from lethe.errors import ConfigurationError
+from lethe.sources import registry
 
 log = logging.getLogger("lethe")
 
@@ -29,15 +36,39 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=int(os.environ.get("LETHE_RETRY_DELAY_SECONDS", "300"))),
 }
 SCHEDULE = "0 2 * * *"  # nightly, 02:00 UTC
-# Source kinds whose work list is data: one mapped enforce task per item, in this pool (or none).
-MAPPED_KINDS = {"trial_databases": "lethe_trial_drops", "log_folder": None}
 
 
-def nightly_dag_settings(source_id: str) -> dict[str, Any]:
-    """What every nightly retention DAG shares; the DAG file adds its schedule and doc_md."""
+def mapped_kinds() -> dict[str, str | None]:
+    """Kinds whose work list is data: one mapped enforce task per item, in this pool (or none)."""
+    return registry.mapped_kinds()
+
+
+@lru_cache(maxsize=4)
+def _read(policy_file: str, inventory_dir: str, _versions: tuple) -> tuple[Policy, Inventory]:
+    policy = load_policy(policy_file)
+    return policy, load_inventory(inventory_dir, policy=policy)
+
+
+def _version(path: Path) -> tuple[str, int]:
+    try:
+        return str(path), path.stat().st_mtime_ns
+    except OSError:
+        return str(path), -1  # missing: the loader says so
+
+
+def policy_and_inventory() -> tuple[Policy, Inventory]:
+    """The policy and inventory, read and validated once per parse: read again when a file changes."""
+    policy_file = Path(os.environ.get("LETHE_POLICY_FILE") or DEFAULT_POLICY)
+    inventory_dir = Path(os.environ.get("LETHE_INVENTORY_DIR") or DEFAULT_INVENTORY)
+    versions = (_version(policy_file), *map(_version, sorted(inventory_dir.glob("*.yaml"))))
+    return _read(str(policy_file), str(inventory_dir), versions)
+
+
+def nightly_dag_settings(source_id: str, doc: str = "") -> dict[str, Any]:
+    """What every nightly retention DAG shares; the DAG file adds its schedule."""
     import pendulum
 
-    inventory = load_inventory(policy=load_policy())
+    _, inventory = policy_and_inventory()
     source = inventory.sources[source_id]
     rule_ids = inventory.rules_of(source_id)
     return {
@@ -48,8 +79,25 @@ def nightly_dag_settings(source_id: str) -> dict[str, Any]:
         "params": retention_params(rule_ids),
         "description": f"Retention rules {', '.join(rule_ids)}: {source.description} "
                        f"(dry run until armed: lethe arm {source_id})",
+        "doc_md": dag_doc(source_id, doc),
         "tags": ["lethe", "retention", source_id],
     }
+
+
+def dag_doc(source_id: str, doc: str) -> str:
+    """The DAG file's docs with, after its heading, its rules as the policy file states them."""
+    policy, inventory = policy_and_inventory()
+    lines = ["| rule | what | period (from) | action | policy |", "|---|---|---|---|---|"]
+    for rule_id in inventory.rules_of(source_id):
+        rule = policy.rule(rule_id)
+        default = ", **configured default** (the policy states no period)" if rule.is_default else ""
+        lines.append(f"| **{rule.id}** | {rule.description} | {rule.period} ({rule.trigger}){default} | "
+                     f"{rule.action} | {rule.policy_section} |")
+    table = "\n".join(lines)
+    heading, _, rest = doc.strip().partition("\n")
+    return (f"{heading}\n\nRules of the policy *{policy.policy.name}*, read from the policy file when this "
+            f"DAG was parsed:\n\n"
+            f"{table}\n\n{rest.strip()}\n")
 
 
 def retention_params(rule_ids: list[str]) -> dict[str, Param]:
@@ -71,18 +119,16 @@ def retention_params(rule_ids: list[str]) -> dict[str, Param]:
 
 def rules_for(source_id: str) -> list[str]:
     """The rule ids the inventory enforces on a source (read at parse time, validated)."""
-    policy = load_policy()
-    return load_inventory(policy=policy).rules_of(source_id)
+    return policy_and_inventory()[1].rules_of(source_id)
 
 
 def retention_tasks(source_id: str) -> None:
     """Wire a source's DAG: resolve the run, one task group per rule, then the report."""
-    inventory = load_inventory(policy=load_policy())
-    kind = inventory.sources[source_id].kind
-    rule_ids = inventory.rules_of(source_id)
+    kind = policy_and_inventory()[1].sources[source_id].kind
+    mapped = mapped_kinds()
+    rule_ids = rules_for(source_id)
     run = resolve_run(source_id)
-    summaries = [rule_tasks(rule_id, mapped=kind in MAPPED_KINDS, pool=MAPPED_KINDS.get(kind))(run)
-                 for rule_id in rule_ids]
+    summaries = [rule_tasks(rule_id, mapped=kind in mapped, pool=mapped.get(kind))(run) for rule_id in rule_ids]
     summaries >> report(run, rule_ids)
 
 
@@ -101,7 +147,8 @@ def connection_path(conn_id: str) -> str:
 
 
 def audit_key() -> str:
-    from lethe.subjects import MissingAuditKey, audit_key as check
+    from lethe.subjects import MissingAuditKey
+    from lethe.subjects import audit_key as check
 
     try:
         return check(os.environ.get("LETHE_AUDIT_KEY") or Variable.get("lethe_audit_key", default=None))
@@ -120,13 +167,9 @@ def configuration_errors_fail_fast():
     configuration error (names only), the exception's type for anything else, since a database
     error may quote row values.
     """
-    from lethe.config import ConfigError
-    from lethe.rules.sql import BadData
-    from lethe.schema import SchemaMismatch
-
     try:
         yield
-    except (ConfigError, SchemaMismatch, BadData) as exc:
+    except ConfigurationError as exc:
         _keep_failure(str(exc))
         raise AirflowFailException(str(exc)) from None
     except (AirflowFailException, AirflowSkipException):
@@ -152,7 +195,9 @@ def _context_for(run: dict[str, Any]):
     return make_context(run_id=run["run_id"], dag_id=ti.dag_id, task_id=ti.task_id,
                         as_of=to_utc_naive(run["as_of"]), dry_run=run["dry_run"], key=audit_key(),
                         engines=Engines(resolve=connection_url), folder_for=connection_path,
-                        batch_size=int(os.environ.get("LETHE_BATCH_SIZE", "1000")))
+                        batch_size=int(os.environ.get("LETHE_BATCH_SIZE", "1000")),
+                        policy=policy_and_inventory()[0], inventory=policy_and_inventory()[1],
+                        create_audit=False)  # resolve_run created it, once for the run
 
 
 @task
@@ -169,7 +214,8 @@ def resolve_run(source_id: str) -> dict[str, Any]:
     selected = list(params.get("rules") or known)
     unknown = sorted(set(selected) - set(known))
     if unknown:
-        raise AirflowFailException(f"unknown rule id(s) {unknown} for this DAG (it enforces {known}); nothing was changed")
+        raise AirflowFailException(f"unknown rule id(s) {unknown} for this DAG (it enforces {known}); "
+                                   "nothing was changed")
     key = audit_key()
     state = _arm_state(source_id, key, dag_run.run_id, context["ti"])
     requested = bool(params.get("dry_run"))
@@ -216,79 +262,63 @@ def _selected(run: dict[str, Any], rule_id: str) -> None:
         raise AirflowSkipException(f"{rule_id} not selected in this run")
 
 
-def _scan_task(rule_id: str):
-    @task(task_id="scan")
-    def scan(run: dict[str, Any]) -> dict[str, Any]:
-        """Check the inventory's names against the live system and count; changes nothing."""
-        from lethe.runner import scan_rule
+@task
+def scan(run: dict[str, Any], rule_id: str) -> dict[str, Any]:
+    """Check the inventory's names against the live system and count; changes nothing."""
+    from lethe.runner import scan_rule
 
-        _selected(run, rule_id)
-        with configuration_errors_fail_fast():
-            return scan_rule(_context_for(run), rule_id)
-
-    return scan
+    _selected(run, rule_id)
+    with configuration_errors_fail_fast():
+        return scan_rule(_context_for(run), rule_id)
 
 
-def _enforce_task(rule_id: str):
-    @task(task_id="enforce")
-    def enforce(run: dict[str, Any], scanned: dict[str, Any]) -> dict[str, Any]:
-        """Delete or anonymise in batches; each batch commits with its audit entries."""
-        from lethe.runner import enforce_rule
+@task
+def enforce(run: dict[str, Any], rule_id: str, scanned: dict[str, Any]) -> dict[str, Any]:
+    """Delete or anonymise in batches; each batch commits with its audit entries."""
+    from lethe.runner import enforce_rule
 
-        with configuration_errors_fail_fast():
-            return enforce_rule(_context_for(run), rule_id)
-
-    return enforce
+    with configuration_errors_fail_fast():
+        return enforce_rule(_context_for(run), rule_id)
 
 
-def _items_task(rule_id: str):
-    @task(task_id="items")
-    def items(run: dict[str, Any], scanned: dict[str, Any]) -> list[dict[str, Any]]:
-        """The work list (trial databases, log files) the mapped enforce tasks take one each."""
-        from lethe.runner import work_items
+@task
+def items(run: dict[str, Any], rule_id: str, scanned: dict[str, Any]) -> list[dict[str, Any]]:
+    """The work list (trial databases, log files) the mapped enforce tasks take one each."""
+    from lethe.runner import work_items
 
-        with configuration_errors_fail_fast():
-            found = work_items(_context_for(run), rule_id)
-        log.info("%s: %d item(s) to process%s", rule_id, len(found),
-                 " (dry run: none will change)" if run["dry_run"] else "")
-        return found
-
-    return items
+    with configuration_errors_fail_fast():
+        found = work_items(_context_for(run), rule_id)
+    log.info("%s: %d item(s) to process%s", rule_id, len(found),
+             " (dry run: none will change)" if run["dry_run"] else "")
+    return found
 
 
-def _enforce_item_task(rule_id: str, pool: str | None):
-    @task(task_id="enforce", map_index_template="{{ lethe_item }}", **({"pool": pool} if pool else {}))
-    def enforce(run: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-        """One item; the UI names the mapped task instance after it."""
-        from lethe.runner import enforce_item
+@task(map_index_template="{{ lethe_item }}")
+def enforce_item(run: dict[str, Any], rule_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    """One item; the UI names the mapped task instance after it."""
+    from lethe.runner import enforce_item as enforce_one
 
-        get_current_context()["lethe_item"] = item["name"]
-        with configuration_errors_fail_fast():
-            return enforce_item(_context_for(run), rule_id, item)
-
-    return enforce
+    get_current_context()["lethe_item"] = item["name"]
+    with configuration_errors_fail_fast():
+        return enforce_one(_context_for(run), rule_id, item)
 
 
-def _summarise_task(rule_id: str, mapped: bool):
-    # A mapped rule is summarised even when some items failed, so the report can say which.
-    @task(task_id="summarise", trigger_rule="all_done" if mapped else "all_success")
-    def summarise(run: dict[str, Any], scanned: dict[str, Any], enforced) -> dict[str, Any]:
-        """Count what is still due after enforcement: zero unless this was a dry run."""
-        from lethe.runner import combine_items, summarise_rule
+@task
+def summarise(run: dict[str, Any], rule_id: str, scanned: dict[str, Any], enforced, mapped: bool) -> dict[str, Any]:
+    """Count what is still due after enforcement: zero unless this was a dry run."""
+    from lethe.runner import combine_items, summarise_rule
 
-        _selected(run, rule_id)
-        if scanned is None:
-            raise AirflowFailException(f"{rule_id}: the scan did not finish; nothing to summarise")
-        with configuration_errors_fail_fast():
-            ctx = _context_for(run)
-            if mapped:
-                # Index by length: iterating the lazy XCom sequence reads one past its end, which
-                # Airflow logs as an error.
-                results = [enforced[i] for i in range(len(enforced))] if enforced is not None else []
-                enforced = combine_items(ctx, rule_id, scanned, results)
-            return summarise_rule(ctx, rule_id, enforced)
-
-    return summarise
+    _selected(run, rule_id)
+    if scanned is None:
+        raise AirflowFailException(f"{rule_id}: the scan did not finish; nothing to summarise")
+    with configuration_errors_fail_fast():
+        ctx = _context_for(run)
+        if mapped:
+            # Index by length: iterating the lazy XCom sequence reads one past its end, which
+            # Airflow logs as an error.
+            results = [enforced[i] for i in range(len(enforced))] if enforced is not None else []
+            enforced = combine_items(ctx, rule_id, scanned, results)
+        return summarise_rule(ctx, rule_id, enforced)
 
 
 def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
@@ -296,18 +326,21 @@ def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
 
     ``mapped``: the work list is data (trial databases, log files): ``items`` lists it after the
     scan, and one ``enforce`` task instance is mapped over each item, named after it in the UI.
-    ``pool`` bounds how many of those run at once.
+    ``pool`` bounds how many of those run at once. A mapped rule is summarised even when some
+    items failed, so the report can say which.
     """
 
     @task_group(group_id=rule_id, tooltip=f"Retention rule {rule_id}")
     def group(run: dict[str, Any]):
-        scanned = _scan_task(rule_id)(run)
+        scanned = scan(run, rule_id)
         if mapped:
-            work = _items_task(rule_id)(run, scanned)
-            enforced = _enforce_item_task(rule_id, pool).partial(run=run).expand(item=work)
+            work = items(run, rule_id, scanned)
+            enforced = (enforce_item.override(task_id="enforce", **({"pool": pool} if pool else {}))
+                        .partial(run=run, rule_id=rule_id).expand(item=work))
         else:
-            enforced = _enforce_task(rule_id)(run, scanned)
-        return _summarise_task(rule_id, mapped)(run, scanned, enforced)
+            enforced = enforce(run, rule_id, scanned)
+        return summarise.override(trigger_rule="all_done" if mapped else "all_success")(
+            run, rule_id, scanned, enforced, mapped)
 
     return group
 
@@ -331,7 +364,8 @@ def report(run: dict[str, Any], rule_ids: list[str]) -> str:
             found = ti.xcom_pull(task_ids=[f"{rule_id}.{step}" for step in ("scan", "items", "enforce", "summarise")],
                                  key=FAILURE_KEY)
             reasons[rule_id] = next((r for r in (found or []) if r), None)
-    path, failed = write_run_report(dag_id=ti.dag_id, run=run, results=results, reasons=reasons)
+    with configuration_errors_fail_fast():
+        path, failed = write_run_report(dag_id=ti.dag_id, run=run, results=results, reasons=reasons)
     log.info("report written: %s", path)
     for rule_id in failed:
         log.error("%s failed: %s", rule_id, reasons.get(rule_id) or "see its task logs")

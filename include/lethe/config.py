@@ -10,37 +10,25 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from lethe.errors import ConfigError
 from lethe.periods import Period
+from lethe.sources import registry
+from lethe.sources.sql.models import SqlSource
+from lethe.strict import IDENTIFIER, Strict
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+__all__ = ["DEFAULT_INVENTORY", "DEFAULT_POLICY", "IDENTIFIER", "ConfigError", "Inventory", "Policy",
+           "PolicyRule", "Strict", "load_inventory", "load_policy"]
+
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = PACKAGE_ROOT / "policy" / "retention.yaml"
 DEFAULT_INVENTORY = PACKAGE_ROOT / "inventory"
-
-
-class ConfigError(ValueError):
-    """A policy or inventory file is wrong; the message names file, entry and field."""
-
-
-def _identifier(value: str) -> str:
-    if not isinstance(value, str) or not IDENTIFIER.match(value):
-        raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits, underscore)")
-    return value
-
-
-Identifier = Annotated[str, Field(min_length=1)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --------------------------------------------------------------------------- policy
@@ -56,7 +44,16 @@ class PolicyRule(Strict):
     period: Period
     overdue_after: Period | None = None
     period_source: Literal["policy", "default"]
-    action: Literal["delete", "anonymise", "drop_database", "truncate_ip", "delete_file"]
+    # One of the actions the registered kinds of source offer (``lethe.sources``).
+    action: str
+
+    @field_validator("action")
+    @classmethod
+    def _action(cls, value: str) -> str:
+        known = registry.action_names()
+        if value not in known:
+            raise ValueError(f"{value!r} is not an action of any kind of source (known: {', '.join(known)})")
+        return value
 
     @field_validator("id")
     @classmethod
@@ -119,266 +116,11 @@ class Policy(Strict):
 
 # --------------------------------------------------------------------------- inventory
 
-
-class Anonymisation(Strict):
-    anonymise: Literal["null", "constant"]
-    value: str | None = None
-
-    @model_validator(mode="after")
-    def _value(self) -> "Anonymisation":
-        if self.anonymise == "constant" and self.value is None:
-            raise ValueError("anonymise: constant needs a value")
-        if self.anonymise == "null" and self.value is not None:
-            raise ValueError("anonymise: null takes no value")
-        return self
-
-
-class Subject(Strict):
-    column: str
-    kind: Literal["email", "cookie", "record"]
-    _c = field_validator("column")(lambda cls, v: _identifier(v))
-
-
-class CustomerLink(Strict):
-    """How a table reaches the customer relationship (a company with contract dates)."""
-
-    table: str
-    foreign_key: str
-    primary_key: str = "id"
-    customer_since: str
-    customer_until: str
-    _c = field_validator("table", "foreign_key", "primary_key", "customer_since", "customer_until")(
-        lambda cls, v: _identifier(v)
-    )
-
-
-class Dependent(Strict):
-    table: str
-    foreign_key: str
-    _c = field_validator("table", "foreign_key")(lambda cls, v: _identifier(v))
-
-
-class Table(Strict):
-    primary_key: str
-    subject: Subject | None = None
-    customer: CustomerLink | None = None
-    personal_data: dict[str, Anonymisation] = {}
-    dependents: list[Dependent] = []
-    _pk = field_validator("primary_key")(lambda cls, v: _identifier(v))
-
-    @field_validator("personal_data")
-    @classmethod
-    def _columns(cls, value: dict[str, Anonymisation]) -> dict[str, Anonymisation]:
-        for name in value:
-            _identifier(name)
-        return value
-
-
-class NewestRelated(Strict):
-    table: str
-    foreign_key: str
-    column: str
-    _c = field_validator("table", "foreign_key", "column")(lambda cls, v: _identifier(v))
-
-
-class TriggerPart(Strict):
-    """One date the period may count from; exactly one of the fields is set."""
-
-    column: str | None = None
-    newest_related: NewestRelated | None = None
-    customer_until: bool | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> "TriggerPart":
-        given = [n for n in ("column", "newest_related", "customer_until") if getattr(self, n)]
-        if len(given) != 1:
-            raise ValueError("a trigger part names exactly one of: column, newest_related, customer_until")
-        if self.column is not None:
-            _identifier(self.column)
-        return self
-
-
-class Trigger(Strict):
-    """The trigger is the latest of its parts; when all are empty, ``fallback`` (a column)."""
-
-    latest_of: list[TriggerPart] = Field(min_length=1)
-    fallback: str | None = None
-    _f = field_validator("fallback")(lambda cls, v: v if v is None else _identifier(v))
-
-
-class Suppression(Strict):
-    table: str
-    hash_column: str
-    added_at_column: str
-    reason_column: str
-    reason: str
-    _c = field_validator("table", "hash_column", "added_at_column", "reason_column")(
-        lambda cls, v: _identifier(v)
-    )
-
-
-class WaitFor(Strict):
-    """A due row waits while another rule still needs rows that point at it.
-
-    ``rule`` names that rule; today a ``drop_database`` rule, whose catalog rows name the trial
-    databases it has still to drop: deleting such a row first would leave a database no rule
-    knows of. The other rule says which of its rows are still open (from the server and Lethe's
-    own record of what it dropped), never a column Lethe expects the company to add.
-    """
-
-    rule: str
-    reason: str
-
-class InventoryRule(Strict):
-    rule: str
-    table: str
-    action: Literal["delete", "anonymise"]
-    trigger: Trigger
-    customer_status: Literal["any", "prospect", "former_customer"] = "any"
-    suppress: Suppression | None = None
-    wait_for: list[WaitFor] = []
-    batch_size: int | None = Field(default=None, gt=0, le=100_000)
-
-
-class ExemptionTable(Strict):
-    table: str
-    email: str
-    in_force_from: str
-    in_force_until: str
-    _c = field_validator("table", "email", "in_force_from", "in_force_until")(
-        lambda cls, v: _identifier(v)
-    )
-
-
-class SqlSource(Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    source: str
-    kind: Literal["sql"]
-    connection_id: str
-    # ``schema:`` in the file: the PostgreSQL schema holding the tables (default: the search path).
-    schema_name: str | None = Field(default=None, alias="schema")
-    description: str = ""
-    hosting: str = ""
-    exemptions: dict[Literal["legal_hold", "restriction"], ExemptionTable] = {}
-    tables: dict[str, Table]
-    rules: list[InventoryRule] = []
-
-    @model_validator(mode="after")
-    def _references(self) -> "SqlSource":
-        if self.schema_name is not None:
-            _identifier(self.schema_name)
-        for name in self.tables:
-            _identifier(name)
-        known = set(self.tables)
-
-        def need(table: str, where: str) -> None:
-            if table not in known:
-                raise ValueError(f"{where} names table {table!r}, which is not under tables:")
-
-        for name, table in self.tables.items():
-            for dep in table.dependents:
-                need(dep.table, f"tables.{name}.dependents")
-            if table.customer:
-                need(table.customer.table, f"tables.{name}.customer")
-        for rule in self.rules:
-            need(rule.table, f"rule {rule.rule}")
-            table = self.tables[rule.table]
-            for part in rule.trigger.latest_of:
-                if part.newest_related:
-                    need(part.newest_related.table, f"rule {rule.rule} trigger")
-                if part.customer_until and not table.customer:
-                    raise ValueError(f"rule {rule.rule}: customer_until needs tables.{rule.table}.customer")
-            if rule.customer_status != "any" and not table.customer:
-                raise ValueError(f"rule {rule.rule}: customer_status needs tables.{rule.table}.customer")
-            if rule.suppress:
-                need(rule.suppress.table, f"rule {rule.rule} suppress")
-                if not table.subject or table.subject.kind != "email":
-                    raise ValueError(f"rule {rule.rule}: suppress needs an e-mail subject on {rule.table}")
-            if rule.action == "anonymise" and not table.personal_data:
-                raise ValueError(f"rule {rule.rule}: anonymise needs personal_data on {rule.table}")
-        return self
-
-
-class CatalogContact(Strict):
-    """Where the catalog row's data subject (the sign-up contact) and their e-mail are."""
-
-    table: str
-    foreign_key: str
-    primary_key: str = "id"
-    email: str
-    _c = field_validator("table", "foreign_key", "primary_key", "email")(lambda cls, v: _identifier(v))
-
-
-class TrialCatalog(Strict):
-    """The table (in another SQL source) that names each trial database."""
-
-    source: str
-    table: str
-    primary_key: str = "id"
-    database_name: str
-    trial_ends_at: str
-    subscribed_at: str
-    contact: CatalogContact
-    _c = field_validator("table", "primary_key", "database_name", "trial_ends_at", "subscribed_at",
-                         )(lambda cls, v: _identifier(v))
-
-
-class TrialRule(Strict):
-    rule: str
-    action: Literal["drop_database"]
-
-
-class TrialDatabasesSource(Strict):
-    """A server (or, on SQLite, a folder of files) holding one database per free trial."""
-
-    source: str
-    kind: Literal["trial_databases"]
-    connection_id: str
-    description: str = ""
-    hosting: str = ""
-    catalog: TrialCatalog
-    name_pattern: str = r"^trial_[a-z0-9_]{1,56}$"
-    rules: list[TrialRule] = []
-
-    @field_validator("name_pattern")
-    @classmethod
-    def _pattern(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        if not value.startswith("^") or not value.endswith("$"):
-            raise ValueError("the pattern must be anchored with ^ and $")
-        return value
-
-
-class LogRule(Strict):
-    rule: str
-    action: Literal["truncate_ip", "delete_file"]
-    ipv4_mask: int = Field(default=8, ge=1, le=32)
-    ipv6_mask: int = Field(default=80, ge=1, le=128)
-
-
-class LogFolderSource(Strict):
-    """A folder of daily web server access logs (``access.log-YYYYMMDD[.gz]``)."""
-
-    source: str
-    kind: Literal["log_folder"]
-    connection_id: str
-    description: str = ""
-    hosting: str = ""
-    file_pattern: str = r"^access\.log-(?P<date>\d{8})(?P<gz>\.gz)?$"
-    rules: list[LogRule] = []
-
-
-AnySource = Annotated[SqlSource | TrialDatabasesSource | LogFolderSource, Field(discriminator="kind")]
-
-
 class Inventory(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    sources: dict[str, AnySource]
+    # source id -> the model of its kind (``lethe.sources``), validated by :func:`load_inventory`
+    sources: dict[str, Any]
 
     def rule(self, rule_id: str) -> tuple[Any, Any]:
         for source in self.sources.values():
@@ -425,9 +167,6 @@ def _describe(exc: ValidationError, path: Path, data: Any, list_key: str, id_key
     return ConfigError("\n".join(lines))
 
 
-_SOURCE_ADAPTER = TypeAdapter(AnySource)
-
-
 def load_policy(path: str | os.PathLike | None = None) -> Policy:
     path = Path(path or os.environ.get("LETHE_POLICY_FILE") or DEFAULT_POLICY)
     data = _read_yaml(path)
@@ -450,7 +189,7 @@ def load_inventory(
     for path in files:
         data = _read_yaml(path)
         try:
-            source = _SOURCE_ADAPTER.validate_python(data)
+            source = registry.source_adapter().validate_python(data)
         except ValidationError as exc:
             raise _describe(exc, path, data, "rules", "rule") from None
         if source.source in sources:
@@ -466,11 +205,6 @@ def load_inventory(
                     f"{policy.rule(rule.rule).action!r}"
                 )
         sources[source.source] = source
-    for source in sources.values():
-        if source.kind == "trial_databases" and source.catalog.source not in sources:
-            raise ConfigError(f"source {source.source}: catalog.source {source.catalog.source!r} is not an inventory source")
-        if source.kind == "trial_databases" and sources[source.catalog.source].kind != "sql":
-            raise ConfigError(f"source {source.source}: catalog.source {source.catalog.source!r} is not a SQL source")
     seen: dict[str, str] = {}
     for source in sources.values():
         for rule in source.rules:
@@ -478,24 +212,5 @@ def load_inventory(
                 raise ConfigError(f"rule {rule.rule} is enforced by both {seen[rule.rule]} and {source.source}")
             seen[rule.rule] = source.source
     for source in sources.values():
-        for rule in source.rules:
-            for wait in getattr(rule, "wait_for", []):
-                _check_wait(sources, seen, source, rule, wait)
+        registry.kind(source.kind).cross_check(source, sources, seen)
     return Inventory(sources=sources)
-
-
-def _check_wait(sources: dict[str, Any], enforced_by: dict[str, str], source: SqlSource,
-                rule: InventoryRule, wait: WaitFor) -> None:
-    """``wait_for`` names a rule whose catalog rows point at this rule's table, in this source."""
-    where = f"source {source.source}: rule {rule.rule}, field wait_for"
-    if wait.rule not in enforced_by:
-        raise ConfigError(f"{where}: rule {wait.rule!r} is not enforced by any source")
-    other = sources[enforced_by[wait.rule]]
-    if other.kind != "trial_databases":
-        raise ConfigError(f"{where}: rule {wait.rule} is not a drop_database rule (only those can be waited for)")
-    catalog = other.catalog
-    if catalog.source != source.source or catalog.contact.table != rule.table:
-        raise ConfigError(f"{where}: the catalog of rule {wait.rule} ({catalog.source}.{catalog.table}) "
-                          f"does not point at {source.source}.{rule.table}")
-    if catalog.table not in source.tables:
-        raise ConfigError(f"{where}: the catalog table {catalog.table!r} is not under tables: of {source.source}")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
-
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Iterator
 
 from sqlalchemy import DateTime, Integer, String, bindparam, create_engine, event, func, text
@@ -21,7 +20,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
+from lethe.errors import ConnectionNotConfigured
 from lethe.periods import Period, add_period, to_utc_naive
+
+__all__ = ["ConnectionNotConfigured"]  # re-exported: callers catch it from here
 
 _DRIVERS = {
     "postgres": "postgresql+psycopg",
@@ -38,10 +40,6 @@ _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 # Every session Lethe opens works in UTC (see make_engine).
 _SESSION_UTC = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'"}
-
-
-class ConnectionNotConfigured(RuntimeError):
-    pass
 
 
 def url_from_fields(
@@ -273,7 +271,8 @@ def _timestamp_mysql(element, compiler, **kw):
     if isinstance(element.clauses.clauses[0].type, String):
         # MariaDB's CAST drops an offset in text silently ('...-05:00' would read five hours
         # early): convert it. Text in other forms is refused before a rule runs (TEXT_TIMESTAMP).
-        return (f"(CASE WHEN RIGHT({expr}, 1) = 'Z' THEN CAST(SUBSTRING({expr}, 1, CHAR_LENGTH({expr}) - 1) AS DATETIME(6)) "
+        return (f"(CASE WHEN RIGHT({expr}, 1) = 'Z' "
+                f"THEN CAST(SUBSTRING({expr}, 1, CHAR_LENGTH({expr}) - 1) AS DATETIME(6)) "
                 f"WHEN {expr} REGEXP '[+-][0-9][0-9]:[0-9][0-9]$' THEN CONVERT_TZ(CAST(SUBSTRING({expr}, 1, "
                 f"CHAR_LENGTH({expr}) - 6) AS DATETIME(6)), RIGHT({expr}, 6), '+00:00') "
                 f"ELSE CAST({expr} AS DATETIME(6)) END)")
@@ -282,7 +281,7 @@ def _timestamp_mysql(element, compiler, **kw):
 
 # The text forms of a timestamp every back end reads exactly: ISO 8601 date, optional time with
 # optional fraction, optional ``Z`` or ``+HH:MM`` offset. A trigger stored as text in any other
-# form stops its rule, naming the rows (see :mod:`lethe.rules.sql`).
+# form stops its rule, naming the rows (see :mod:`lethe.sources.sql.actions`).
 TEXT_TIMESTAMP = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
                   r"(Z|[+-][0-9]{2}:[0-9]{2})?$")
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, Engine
 from lethe.audit import AuditTrail
 from lethe.config import Inventory, Policy, load_inventory, load_policy
 from lethe.db import connection_path, connection_url, make_engine
-from lethe.rules import RuleResult, RunContext, action_for
+from lethe.sources.base import RuleResult, RunContext, action_for
 
 log = logging.getLogger("lethe")
 
@@ -44,15 +44,25 @@ class Engines:
 def make_context(*, run_id: str, dag_id: str, task_id: str, as_of: datetime, dry_run: bool,
                  key: str, engines: Engines, policy: Policy | None = None,
                  inventory: Inventory | None = None, batch_size: int = 1000,
-                 folder_for: Callable[[str], str] = connection_path) -> RunContext:
+                 folder_for: Callable[[str], str] = connection_path, create_audit: bool = True) -> RunContext:
+    """The context of one task. ``create_audit``: create the audit tables if missing (a DAG's
+    first task does it once per run; its later tasks pass False)."""
     policy = policy or load_policy()
     inventory = inventory or load_inventory(policy=policy)
     audit = AuditTrail(engines(AUDIT_CONN_ID), key)
-    audit.create()
+    if create_audit:
+        audit.create()
     return RunContext(run_id=run_id, dag_id=dag_id, task_id=task_id, as_of=as_of, dry_run=dry_run,
                       policy=policy, inventory=inventory, audit=audit, key=key,
                       engine_for=engines, batch_size=batch_size, url_for=engines.resolve,
                       folder_for=folder_for)
+
+
+def check_rule(ctx: RunContext, rule_id: str) -> str:
+    """The rule's live check (what its tasks run before any change); what it found, in a few words."""
+    action = action_for(ctx, rule_id)
+    action.check()
+    return action.check_summary()
 
 
 def scan_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:

@@ -15,14 +15,14 @@ from __future__ import annotations
 from sqlalchemy import MetaData, Table, inspect
 from sqlalchemy.engine import Engine
 
-from lethe.config import SqlSource
+from lethe.errors import SchemaMismatch
+from lethe.sources.sql.models import SqlSource
+
+__all__ = ["Needs", "SchemaMismatch", "check_tables", "exemption_needs", "need", "reflect_tables",
+           "source_engine"]
 
 # table name -> the column names used in it
 Needs = dict[str, set[str]]
-
-
-class SchemaMismatch(RuntimeError):
-    """The inventory names a table or column the database does not have."""
 
 
 def need(needs: Needs, table: str, *columns: str | None) -> Needs:

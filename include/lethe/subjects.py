@@ -10,11 +10,12 @@ import hashlib
 import hmac
 import os
 
+from lethe.errors import MissingAuditKey
+
+__all__ = ["MissingAuditKey", "audit_key", "email_key", "is_demo_key", "keyed_hash", "normalise_email",
+           "subject_key"]
+
 DEMO_KEY_PREFIX = "lethe-demo-key-"
-
-
-class MissingAuditKey(RuntimeError):
-    pass
 
 
 def normalise_email(address: str) -> str:

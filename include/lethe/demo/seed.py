@@ -63,18 +63,10 @@ def _spaced(address: str, rng: random.Random) -> str:
     return rng.choice(variants)
 
 
-def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes | None = None) -> dict:
-    """Create and fill the CRM; returns the e-mail addresses it used (for the marketing seed)."""
-    sizes = sizes or DemoSizes()
-    fake = Faker(["nl_NL", "fr_FR", "en_GB"])
-    fake.seed_instance(seed)
-    rng = random.Random(seed)
-    schema.crm.drop_all(engine)
-    schema.crm.create_all(engine)
-    today = as_of.date()
-
+def _random_companies(fake: Faker, rng: random.Random, count: int, today) -> list[dict]:
+    """Prospects, active and former customers, with contract dates around ``today``."""
     companies = []
-    for cid in range(1, sizes.companies + 1):
+    for cid in range(1, count + 1):
         kind = rng.choices(["prospect", "active", "former"], [5, 3, 2])[0]
         since = until = None
         if kind != "prospect":
@@ -86,6 +78,20 @@ def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes |
             since = min(since, until - timedelta(days=30))
         companies.append({"id": cid, "name": fake.company(), "country": fake.country_code(),
                           "customer_since": since, "customer_until": until})
+    return companies
+
+
+def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes | None = None) -> dict:
+    """Create and fill the CRM; returns the e-mail addresses it used (for the marketing seed)."""
+    sizes = sizes or DemoSizes()
+    fake = Faker(["nl_NL", "fr_FR", "en_GB"])
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    schema.crm.drop_all(engine)
+    schema.crm.create_all(engine)
+    today = as_of.date()
+
+    companies = _random_companies(fake, rng, sizes.companies, today)
     # Companies exactly at the K1 boundary (customer_until is a date: 00:00 UTC).
     k1 = Period(months=60)
     k1_due = at_deadline(as_of, k1).date()

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from faker import Faker
-from sqlalchemy import (Column, DateTime, ForeignKey, Integer, MetaData, String, Table, func, insert, select)
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.engine import URL, Engine
 
 from lethe.db import make_engine, normalise_url

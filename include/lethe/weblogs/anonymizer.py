@@ -42,7 +42,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -52,6 +51,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlparse
+
+from lethe.files import atomic_rewrite
 
 __all__ = [
     "AnonymiseStats",
@@ -684,27 +685,17 @@ def _open_output(path: str | None) -> Iterator[BinaryIO]:
                 yield raw
         return
     mode = target.stat().st_mode & 0o7777 if target.exists() else _default_file_mode()
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            if compress:
-                # filename= puts the final name, not the temporary one, in the gzip header.
-                with gzip.GzipFile(
-                    filename=target.name, mode="wb", fileobj=raw, compresslevel=6
-                ) as gz:
-                    yield gz  # type: ignore[misc]
-            else:
-                yield raw
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_rewrite(target) as new:
+        if compress:
+            # filename= puts the final name, not the temporary one, in the gzip header.
+            with gzip.GzipFile(
+                filename=target.name, mode="wb", fileobj=new.raw, compresslevel=6
+            ) as gz:
+                yield gz  # type: ignore[misc]
+        else:
+            yield new.raw
+        new.close(mode)
+        new.replace(sync_folder=False)
 
 
 def _default_file_mode() -> int:

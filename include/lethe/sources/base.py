@@ -1,14 +1,24 @@
-"""The interface every rule action implements, the registry, and what a run passes to them."""
+"""The interface every rule action implements, and what a run passes to them.
+
+:class:`RuleAction` holds the plumbing every action shares (its source and rule from the
+inventory, its result, the holds and restrictions in force); :class:`MappedAction` is the base of
+actions whose work list is data (one mapped task per trial database or log file).
+"""
 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar
 
 from lethe.audit import AuditEntry, AuditTrail
 from lethe.config import Inventory, Policy, PolicyRule
+from lethe.errors import ConfigError
+from lethe.exemptions import Exemptions, load_exemptions
+from lethe.sources import registry
+from lethe.sources.registry import register_action as register
 
 log = logging.getLogger("lethe")
 
@@ -64,25 +74,50 @@ class RuleResult:
         return cls(**data)
 
 
-class RuleAction:
+class RuleAction(ABC):
     """One policy action on one kind of source.
 
     ``scan`` counts (changes nothing), ``enforce`` acts in batches, each batch committing with
-    its audit entries, and ``verify`` counts what is still eligible afterwards.
+    its audit entries, and ``verify`` counts what is still eligible afterwards. ``check`` is the
+    live check run before any change (and by ``lethe policy check``).
     """
 
     name: ClassVar[str]
     source_kind: ClassVar[str]
-    # A mapped action's work list is data (databases, files): scan lists the items, Airflow maps
-    # one enforce task over them, and summarise combines the item results.
     mapped: ClassVar[bool] = False
 
     def __init__(self, ctx: RunContext, policy_rule: PolicyRule):
         self.ctx = ctx
         self.policy_rule = policy_rule
+        self.source, self.rule = ctx.inventory.rule(policy_rule.id)
+        self._exemptions: Exemptions | None = None
+
+    @property
+    def user(self) -> str:
+        """Who needs the names a check finds missing (leads its message)."""
+        return f"rule {self.policy_rule.id}"
+
+    @property
+    def connection(self) -> Any:
+        """The source's connection as its kind resolves it (an engine, a URL, a folder)."""
+        return registry.kind(self.source_kind).connect(self.ctx, self.source.connection_id)
+
+    @property
+    def uses_holds(self) -> bool:
+        """Whether legal holds and restrictions decide this rule's records."""
+        return True
+
+    @property
+    def exemptions(self) -> Exemptions:
+        """The holds and restrictions in force at the as-of (read once, when first needed)."""
+        if self._exemptions is None:
+            self._exemptions = (load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of,
+                                                user=self.user)
+                                if self.uses_holds else Exemptions())
+        return self._exemptions
 
     def new_result(self) -> RuleResult:
-        return RuleResult(rule_id=self.policy_rule.id, source="", action=self.name,
+        return RuleResult(rule_id=self.policy_rule.id, source=self.source.source, action=self.name,
                           dry_run=self.ctx.dry_run, as_of=self.ctx.as_of.isoformat())
 
     # The result fields a rule's closing audit entry carries (with the result's extra counts).
@@ -105,54 +140,60 @@ class RuleAction:
         return self.audit_entry("rule_summary", "-", result.deleted + result.anonymised,
                                 {**{k: counts[k] for k in self.summary_fields}, **result.extra})
 
+    @abstractmethod
     def check(self) -> None:
         """Check every configured name against the live system; raise before anything changes."""
-        raise NotImplementedError
 
     def check_summary(self) -> str:
         """What :meth:`check` found, in a few words (``lethe policy check``)."""
         return "names match the live system"
 
+    @abstractmethod
     def scan(self) -> RuleResult:
-        raise NotImplementedError
+        """Count what is due, exempt and overdue; change nothing."""
 
+    @abstractmethod
     def enforce(self) -> RuleResult:
-        raise NotImplementedError
+        """Act on every eligible record (or only record what would change, in a dry run)."""
 
+    @abstractmethod
     def verify(self) -> int:
-        raise NotImplementedError
+        """How many eligible records remain."""
 
     def open_rows(self) -> tuple[str, str, str, list]:
         """Rows this rule still needs kept (table, key column, link column, keys): ``wait_for``."""
-        raise NotImplementedError(f"rule {self.policy_rule.id} ({self.name}) cannot be waited for")
+        raise ConfigError(f"rule {self.policy_rule.id} ({self.name}) cannot be waited for")
 
-    # -- mapped actions only
+
+class MappedAction(RuleAction):
+    """An action whose work list is data (databases, files): scan lists the items, Airflow maps
+    one enforce task over them, and combine makes the rule's result of the items' results."""
+
+    mapped: ClassVar[bool] = True
+
+    @abstractmethod
     def work_items(self) -> list[dict[str, Any]]:
         """What enforce_item will be called with, one dict per item (names and counts only)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def enforce_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """One item: decided again from the live system, never from the item alone."""
 
+    @abstractmethod
     def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
         """The rule's result from the scan and every item's result."""
-        raise NotImplementedError
 
-
-RULE_ACTIONS: dict[tuple[str, str], type[RuleAction]] = {}
-
-
-def register(cls: type[RuleAction]) -> type[RuleAction]:
-    RULE_ACTIONS[(cls.source_kind, cls.name)] = cls
-    return cls
+    def enforce(self) -> RuleResult:
+        """Unmapped use (the CLI, the tests): every item in turn."""
+        scanned = self.scan()
+        return self.combine(scanned, [self.enforce_item(item) for item in self.work_items()])
 
 
 def action_for(ctx: RunContext, rule_id: str) -> RuleAction:
     """The registered action for a rule, from the policy's action and the source's kind."""
     policy_rule = ctx.policy.rule(rule_id)
     source, _ = ctx.inventory.rule(rule_id)
-    try:
-        cls = RULE_ACTIONS[(source.kind, policy_rule.action)]
-    except KeyError:
-        raise LookupError(f"no action {policy_rule.action!r} for {source.kind} sources") from None
-    return cls(ctx, policy_rule)
+    return registry.action_class(source.kind, policy_rule.action)(ctx, policy_rule)
+
+
+__all__ = ["MappedAction", "RuleAction", "RuleResult", "RunContext", "action_for", "register"]

@@ -59,19 +59,22 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, false, func, inspect, select, table, text
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy import Table, bindparam, false, func, inspect, select, table
+from sqlalchemy.engine import Engine
 
 from lethe.audit import audit_table
-from lethe.config import IDENTIFIER, SqlSource, TrialDatabasesSource
-from lethe.db import add_period_sql, due_by, make_engine, normalise_url, normalised_email, timestamp_sql
-from lethe.exemptions import Exemptions, check_exemptions, load_exemptions, record_kept
+from lethe.db import add_period_sql, due_by, make_engine, normalised_email, timestamp_sql
+from lethe.exemptions import check_exemptions, record_kept
+from lethe.intent import TwoStep
 from lethe.periods import to_utc_naive
-from lethe.rules.base import RuleAction, RuleResult, register
-from lethe.schema import SchemaMismatch, need, reflect_tables, source_engine
+from lethe.schema import need, reflect_tables, source_engine
+from lethe.sources.base import MappedAction, RuleResult, register
+from lethe.sources.sql.models import SqlSource
+from lethe.sources.trials.models import TrialDatabasesSource
+from lethe.sources.trials.servers import SQLITE_SUFFIX, TrialServer
+from lethe.strict import IDENTIFIER
 from lethe.subjects import subject_key
 
 log = logging.getLogger("lethe")
@@ -79,12 +82,8 @@ log = logging.getLogger("lethe")
 # Never candidates, whatever the configured pattern says.
 SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1", "mysql", "information_schema",
                               "performance_schema", "sys"})
-SQLITE_SUFFIX = ".sqlite"
-# SQLite keeps these next to a database file; they go with it.
-SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
-
-INTENT = "drop_intent"
-DONE = "database_dropped"
+DROP = TwoStep(intent="drop_intent", done="database_dropped")
+INTENT, DONE = DROP.actions
 WOULD_DROP = "would_drop_database"
 WOULD_RECORD = "would_record_dropped"
 
@@ -173,21 +172,19 @@ class Survey:
 
 
 @register
-class TrialDrop(RuleAction):
+class TrialDrop(MappedAction):
     """``drop_database`` on a ``trial_databases`` source, one mapped task per database."""
 
     name = "drop_database"
     source_kind = "trial_databases"
-    mapped = True
+    source: TrialDatabasesSource
 
     def __init__(self, ctx, policy_rule):
         super().__init__(ctx, policy_rule)
-        self.source: TrialDatabasesSource
-        self.source, self.rule = ctx.inventory.rule(policy_rule.id)
         self.catalog = self.source.catalog
         self.pattern = re.compile(self.source.name_pattern)
         self._tables: dict[str, Table] | None = None
-        self._exemptions: Exemptions | None = None
+        self._server: TrialServer | None = None
 
     # ------------------------------------------------------------------ connections
 
@@ -200,59 +197,20 @@ class TrialDrop(RuleAction):
         return source_engine(self.ctx.engine_for(self.catalog_source.connection_id), self.catalog_source)
 
     @property
-    def server_url(self) -> URL:
-        if self.ctx.url_for is None:
-            raise RuntimeError("the run context resolves no connection URLs (url_for)")
-        return normalise_url(self.ctx.url_for(self.source.connection_id))
-
-    @property
-    def backend(self) -> str:
-        return self.server_url.get_backend_name()
-
-    @property
-    def folder(self) -> Path:
-        """SQLite: the folder holding one file per trial database."""
-        return Path(self.server_url.database or "")
-
-    @property
-    def server(self) -> Engine:
-        """PostgreSQL/MariaDB: the connection's own database, used to list and drop the others."""
-        return self.ctx.engine_for(self.source.connection_id)
-
-    def database_url(self, name: str) -> URL:
-        if self.backend == "sqlite":
-            return URL.create("sqlite", database=str(self.folder / f"{name}{SQLITE_SUFFIX}"))
-        return self.server_url.set(database=name)
-
-    @property
-    def exemptions(self) -> Exemptions:
-        if self._exemptions is None:
-            self._exemptions = load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of,
-                                               user=self.user)
-        return self._exemptions
-
-    def new_result(self) -> RuleResult:
-        result = super().new_result()
-        result.source = self.source.source
-        return result
+    def server(self) -> TrialServer:
+        """The trial server (or SQLite folder) of the source's connection."""
+        if self._server is None:
+            self._server = TrialServer.for_url(self.connection, self.source.connection_id,
+                                               lambda: self.ctx.engine_for(self.source.connection_id))
+        return self._server
 
     # ------------------------------------------------------------------ checks
-
-    @property
-    def user(self) -> str:
-        return f"rule {self.policy_rule.id}"
 
     def check(self) -> None:
         """The catalog's and the holds' tables and columns exist and the server (or folder) answers."""
         self._tables = self._reflect_catalog()
         check_exemptions(self.ctx.inventory, self.ctx.engine_for, user=self.user)
-        if self.backend not in ("sqlite", "postgresql", "mysql"):
-            raise SchemaMismatch(f"connection {self.source.connection_id!r}: {self.backend} servers "
-                                 "are not supported for trial databases. Nothing was changed.")
-        if self.backend == "sqlite" and not self.folder.is_dir():
-            raise SchemaMismatch(f"connection {self.source.connection_id!r}: the trial folder "
-                                 f"{self.folder} does not exist. Nothing was changed.")
-        self.list_databases()
+        self.server.check()
 
     def check_summary(self) -> str:
         names = self.list_databases()
@@ -276,17 +234,7 @@ class TrialDrop(RuleAction):
 
     def protected(self) -> set[str]:
         """Names of the databases Lethe itself uses on the same server (or in the same folder)."""
-        names = {self.server_url.database or ""} if self.backend != "sqlite" else set()
-        for url in (self.catalog_engine.url, self.ctx.audit.engine.url):
-            if url.get_backend_name() != self.backend or not url.database:
-                continue
-            if self.backend == "sqlite":
-                path = Path(url.database).resolve()
-                if path.parent == self.folder.resolve() and path.name.endswith(SQLITE_SUFFIX):
-                    names.add(path.name[:-len(SQLITE_SUFFIX)])
-            else:
-                names.add(url.database)
-        return names - {""}
+        return self.server.own_names([self.catalog_engine.url, self.ctx.audit.engine.url])
 
     def refusal(self, name: Any, protected: set[str]) -> str:
         """Why ``name`` may never reach a statement; "" when it may."""
@@ -304,23 +252,14 @@ class TrialDrop(RuleAction):
 
     def list_databases(self) -> set[str]:
         """Every database on the server (SQLite: every regular ``*.sqlite`` file), as named there."""
-        if self.backend == "sqlite":
-            # A symbolic link is not a trial database: dropping it could not remove the data anyway.
-            return {p.name[:-len(SQLITE_SUFFIX)] for p in self.folder.iterdir()
-                    if p.name.endswith(SQLITE_SUFFIX) and p.is_file() and not p.is_symlink()}
-        if self.backend == "postgresql":
-            query = text("SELECT datname FROM pg_database")
-        else:
-            query = text("SELECT schema_name FROM information_schema.schemata")
-        with self.server.connect() as conn:
-            return {row[0] for row in conn.execute(query)}
+        return self.server.list_databases()
 
     def count_rows(self, name: str) -> dict[str, int | None]:
         """Rows per table of one trial database (its default schema), for the intent entry (read only)."""
-        if self.backend == "sqlite" and not (self.folder / f"{name}{SQLITE_SUFFIX}").is_file():
+        if not self.server.exists(name):
             # Connecting would create an empty file; the next run sees it gone and decides again.
             raise FileNotFoundError(f"{name}{SQLITE_SUFFIX} went away before it was dropped")
-        engine = make_engine(self.database_url(name))
+        engine = make_engine(self.server.database_url(name))
         try:
             with engine.connect() as conn:
                 counts: dict[str, int | None] = {}
@@ -341,30 +280,7 @@ class TrialDrop(RuleAction):
         refused = self.refusal(name, self.protected())
         if refused:  # the last gate before a statement
             raise ValueError(f"refusing to drop {name!r}: {refused}")
-        if self.backend == "sqlite":
-            path = self.folder / f"{name}{SQLITE_SUFFIX}"
-            if path.is_symlink():
-                raise ValueError(f"refusing to drop {name!r}: {path} is a symbolic link")
-            for companion in SQLITE_COMPANIONS:
-                Path(f"{path}{companion}").unlink(missing_ok=True)
-            path.unlink(missing_ok=True)
-            return
-        server = self.server.execution_options(isolation_level="AUTOCOMMIT")
-        quoted = server.dialect.identifier_preparer.quote(name)
-        with server.connect() as conn:
-            if self.backend == "postgresql":
-                # FORCE ends other sessions on it (PostgreSQL 13+); otherwise the drop would fail.
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-            else:
-                # information_schema compares names case-insensitively: match exactly in Python.
-                sessions = conn.execute(text(
-                    "SELECT id, db FROM information_schema.processlist WHERE id <> CONNECTION_ID()"))
-                for session_id, db in sessions.all():
-                    if db == name:
-                        conn.exec_driver_sql(f"KILL CONNECTION {int(session_id)}")
-                # A session we could not end must not block the task for MariaDB's default year.
-                conn.exec_driver_sql("SET SESSION lock_wait_timeout = 120")
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
+        self.server.drop(name)
 
     # ------------------------------------------------------------------ the catalog
 
@@ -443,18 +359,18 @@ class TrialDrop(RuleAction):
         if name is not None:
             # Narrow in SQL by the name's JSON text, then compare exactly below.
             conditions.append(audit_table.c.details.contains(f'"database": {json.dumps(name)}', autoescape=True))
-        record = DropRecord()
+        entries = []
         for row in self.ctx.audit.entries(*conditions):
             details = json.loads(row["details"])
-            database = details.get("database")
-            if name is not None and database != name:
+            if name is not None and details.get("database") != name:
                 continue
-            if row["action"] == INTENT:
-                record.intents[database] = {"entry_id": row["entry_id"], "as_of": row["as_of"],
-                                            "run_id": row["run_id"], "subject_key": row["subject_key"], **details}
-            else:
-                record.intents.pop(database, None)
-                record.dropped.update((database, _key(key)) for key in details.get("signups", []))
+            entries.append((row["action"], {"entry_id": row["entry_id"], "as_of": row["as_of"],
+                                            "run_id": row["run_id"], "subject_key": row["subject_key"],
+                                            **details}))
+        record = DropRecord(intents=DROP.open_intents(entries, key=lambda d: d.get("database")))
+        for action, details in entries:
+            if action == DONE:
+                record.dropped.update((details.get("database"), _key(key)) for key in details.get("signups", []))
         return record
 
     def open_intents(self, name: str | None = None) -> dict[str, dict[str, Any]]:
@@ -493,12 +409,14 @@ class TrialDrop(RuleAction):
 
     # ------------------------------------------------------------------ the interface
 
-    def scan(self) -> RuleResult:
-        survey = self.survey()
-        result = self.new_result()
+    @staticmethod
+    def _sort(survey: Survey) -> tuple[Counter, list[Trial], list[Trial], list[str], int]:
+        """The surveyed names by what happens to them: kept (by status), not yet due, refused,
+        missing, and how many droppable ones are overdue."""
         kept: Counter = Counter()
         not_yet_due: list[Trial] = []
         refused, missing = [], []
+        overdue = 0
         for trial in survey.trials.values():
             if not trial.rows:
                 continue  # only an open intent: counted with the items
@@ -516,7 +434,13 @@ class TrialDrop(RuleAction):
             elif status != ELIGIBLE:
                 kept[status] += 1
             elif trial.overdue:
-                result.overdue_before += 1
+                overdue += 1
+        return kept, not_yet_due, refused, missing, overdue
+
+    def scan(self) -> RuleResult:
+        survey = self.survey()
+        result = self.new_result()
+        kept, not_yet_due, refused, missing, result.overdue_before = self._sort(survey)
         items = survey.items
         result.eligible = len(items)
         result.exempt_hold = kept[HELD]
@@ -595,8 +519,7 @@ class TrialDrop(RuleAction):
             log.info("%s: would drop %s (%d row(s) in %d table(s)) - dry run, nothing changed",
                      self.policy_rule.id, trial.name, rows, len(counts))
             return {**outcome, "status": "would_drop"}
-        intent = self.audit_entry(INTENT, subject, rows, details)
-        self.ctx.audit.append([intent])  # chained before the drop, so a crash leaves a trace
+        intent = DROP.begin(self.ctx.audit, lambda action, d: self.audit_entry(action, subject, rows, d), details)
         self.drop_database(trial.name)
         self.record_dropped(trial.name, trial.keys, self.ctx.as_of, intent.entry_id, subject, rows, details,
                             recovered=False)
@@ -625,9 +548,9 @@ class TrialDrop(RuleAction):
     def record_dropped(self, name: str, keys: list, dropped_as_of: datetime, intent_id: str, subject: str,
                        rows: int, details: dict[str, Any], *, recovered: bool) -> None:
         """Chain the done entry: Lethe's record that the database is gone, and for which sign-ups."""
-        self.ctx.audit.append([self.audit_entry(DONE, subject, rows, {
+        DROP.finish(self.ctx.audit, lambda action, d: self.audit_entry(action, subject, rows, d), {
             **details, "signups": list(keys), "intent": intent_id, "recovered": recovered,
-            "dropped_as_of": to_utc_naive(dropped_as_of).isoformat()})])
+            "dropped_as_of": to_utc_naive(dropped_as_of).isoformat()})
 
     def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
         result = scanned
@@ -673,11 +596,6 @@ class TrialDrop(RuleAction):
                 .where(t.c[cat.primary_key].in_(bindparam(None, sorted(kinds), expanding=True)))).all()
         kept = [(kinds[key], address, {"database": name}) for key, name, address in found if address]
         return record_kept(self.ctx.audit, self.policy_rule.id, self.ctx.key, self.exemptions, self.audit_entry, kept)
-
-    def enforce(self) -> RuleResult:
-        """Unmapped use (the CLI): every item in turn."""
-        scanned = self.scan()
-        return self.combine(scanned, [self.enforce_item(item) for item in self.work_items()])
 
     def verify(self) -> int:
         """Eligible trial databases still on the server, plus drops not yet recorded."""

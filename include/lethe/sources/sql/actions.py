@@ -16,26 +16,40 @@ per subject; the entries are chained right after the commit.
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import (DateTime, String, Table, and_, bindparam, delete, exists, false, func, insert,
-                        literal, null, or_, select, true, update)
+from sqlalchemy import (
+    DateTime,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from lethe.audit import AuditEntry, AuditTrail
 from lethe.db import TEXT_TIMESTAMP, due_by, greatest_sql, normalised_email, timestamp_sql
-from lethe.exemptions import Exemptions, check_exemptions, load_exemptions, record_kept
+from lethe.errors import BadData
+from lethe.exemptions import check_exemptions, record_kept
 from lethe.periods import Period
-from lethe.rules.base import RuleAction, RuleResult, action_for, register
 from lethe.schema import Needs, need, reflect_tables, source_engine
+from lethe.sources.base import RuleAction, RuleResult, action_for, register
 from lethe.subjects import email_key, subject_key
 
 log = logging.getLogger("lethe")
-
-
-class BadData(RuntimeError):
-    """A value the rule must judge is not what the inventory says it is; the message names it."""
 
 
 class SqlRule(RuleAction):
@@ -45,21 +59,15 @@ class SqlRule(RuleAction):
 
     def __init__(self, ctx, policy_rule):
         super().__init__(ctx, policy_rule)
-        self.source, self.rule = ctx.inventory.rule(policy_rule.id)
         self.spec = self.source.tables[self.rule.table]
         self.batch_size = self.rule.batch_size or ctx.batch_size
         self._tables: dict[str, Table] | None = None
-        self._exemptions: Exemptions | None = None
 
     # ------------------------------------------------------------------ plumbing
 
     @property
     def engine(self):
-        return source_engine(self.ctx.engine_for(self.source.connection_id), self.source)
-
-    @property
-    def user(self) -> str:
-        return f"rule {self.policy_rule.id}"
+        return source_engine(self.connection, self.source)
 
     def needs(self) -> Needs:
         """Exactly the tables and columns this rule reads or writes in its source."""
@@ -135,14 +143,6 @@ class SqlRule(RuleAction):
                               f"dates in rows with {key.name} {', '.join(map(str, bad))}"
                               f"{' and more' if len(bad) == 5 else ''}. Nothing was changed.")
 
-    @property
-    def exemptions(self) -> Exemptions:
-        if self._exemptions is None:
-            self._exemptions = (load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of,
-                                                user=self.user)
-                                if self.uses_holds else Exemptions())
-        return self._exemptions
-
     def t(self, name: str) -> Table:
         if self._tables is None:
             self._tables = reflect_tables(self.engine, self.source, self.needs(), user=self.user)
@@ -155,11 +155,6 @@ class SqlRule(RuleAction):
     @property
     def pk(self):
         return self.table.c[self.spec.primary_key]
-
-    def new_result(self) -> RuleResult:
-        result = super().new_result()
-        result.source = self.source.source
-        return result
 
     # ------------------------------------------------------------------ query parts
 
@@ -352,12 +347,13 @@ class SqlRule(RuleAction):
                 related[parent][dep.table] += n
         return related
 
+    @abstractmethod
     def change(self, conn, rows) -> None:
         """Delete or update the batch (and its dependents) in the caller's transaction."""
-        raise NotImplementedError
 
+    @abstractmethod
     def count_changed(self, result: RuleResult, n: int) -> None:
-        raise NotImplementedError
+        """Add ``n`` changed rows to the result's count of this action."""
 
     def audit_entries(self, rows, related: dict[Any, Counter]) -> list[AuditEntry]:
         kind = self.spec.subject.kind if self.spec.subject else "record"
@@ -375,7 +371,6 @@ class SqlRule(RuleAction):
                                     table=self.rule.table),
                 1 + sum(extra.values()), {"table": self.rule.table, "related": dict(sorted(extra.items()))}))
         return entries
-
 
 
 @register

@@ -49,43 +49,40 @@ hold the file name, dates, counts and hashes: never an address or a line of the 
 
 from __future__ import annotations
 
-import errno
 import gzip
-import hashlib
 import json
 import logging
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import false
 
+from lethe import files
 from lethe.audit import AuditEntry, audit_table
-from lethe.config import ConfigError, LogFolderSource, LogRule
+from lethe.errors import ConfigError, FileChangedError, FolderMissing
+from lethe.files import CHUNK_SIZE, HashingReader, HashingWriter, atomic_rewrite, fingerprint, sha256_file
+from lethe.intent import TwoStep
 from lethe.periods import Period, add_period
-from lethe.rules.base import RuleAction, RuleResult, register
+from lethe.sources.base import MappedAction, RuleResult, register
+from lethe.sources.weblogs.models import LogFolderSource, LogRule
 from lethe.subjects import keyed_hash
 from lethe.weblogs.anonymizer import AnonymiseStats, IpMasker, anonymise_stream
 
 log = logging.getLogger("lethe")
 
-CHUNK_SIZE = 1 << 20  # bytes read at a time; memory stays flat whatever the file size
 GZIP_LEVEL = 6  # what gzip(1) and logrotate use by default
 TEMP_SUFFIX = ".lethe-tmp"
 
-INTENT_TRUNCATE = "ip_truncate_intent"
-DONE_TRUNCATE = "ip_truncated"
-INTENT_DELETE = "file_delete_intent"
-DONE_DELETE = "file_deleted"
-RECORD_ACTIONS = (INTENT_TRUNCATE, DONE_TRUNCATE, INTENT_DELETE, DONE_DELETE)
-
-
-class FileChangedError(RuntimeError):
-    """The file changed while it was being rewritten; nothing was replaced (a retry redoes it)."""
+TRUNCATE = TwoStep(intent="ip_truncate_intent", done="ip_truncated")
+DELETE = TwoStep(intent="file_delete_intent", done="file_deleted")
+INTENT_TRUNCATE, DONE_TRUNCATE = TRUNCATE.actions
+INTENT_DELETE, DONE_DELETE = DELETE.actions
+RECORD_ACTIONS = (*TRUNCATE.actions, *DELETE.actions)
 
 
 # --------------------------------------------------------------------------- files
@@ -134,92 +131,6 @@ def list_log_files(folder: Path, pattern: re.Pattern[str]) -> list[LogFile]:
     return sorted((f for f in found if f is not None), key=lambda f: (f.date, f.name))
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fingerprint(path: Path) -> dict[str, int]:
-    st = os.stat(path, follow_symlinks=False)
-    return {"device": st.st_dev, "inode": st.st_ino, "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
-
-
-def fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _unlink_quietly(path: Path) -> bool:
-    try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-class _HashingReader:
-    """Reads a binary file and hashes every byte read (the SHA-256 of the file as stored)."""
-
-    def __init__(self, raw):
-        self.raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.digest.update(data)
-        self.size += len(data)
-        return data
-
-    read1 = read
-
-    def readable(self) -> bool:
-        return True
-
-    def drain(self) -> None:
-        """Hash whatever the decompressor left unread, so the digest covers the whole file."""
-        while self.read(CHUNK_SIZE):
-            pass
-
-
-class _HashingWriter:
-    """Writes to a binary file (or nowhere, in a dry run) and hashes every byte written."""
-
-    def __init__(self, raw=None):
-        self.raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data) -> int:
-        data = bytes(data)
-        self.digest.update(data)
-        self.size += len(data)
-        if self.raw is not None:
-            self.raw.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        if self.raw is not None:
-            self.raw.flush()
-
-    def writable(self) -> bool:
-        return True
-
-
 def _anonymise_file(src_path: Path, gz: bool, out_raw, masker: IpMasker, name: str,
                     gzip_mtime: int) -> tuple[AnonymiseStats, str, str, int]:
     """Stream ``src_path`` through the masker into ``out_raw`` (None: count only).
@@ -227,8 +138,8 @@ def _anonymise_file(src_path: Path, gz: bool, out_raw, masker: IpMasker, name: s
     Returns the counts, the SHA-256 of the file read and of the bytes written, and the size written.
     """
     with open(src_path, "rb") as raw_in:
-        reader = _HashingReader(raw_in)
-        writer = _HashingWriter(out_raw)
+        reader = HashingReader(raw_in)
+        writer = HashingWriter(out_raw)
         if gz:
             with gzip.GzipFile(fileobj=reader, mode="rb") as src, \
                     gzip.GzipFile(filename=name, mode="wb", fileobj=writer, compresslevel=GZIP_LEVEL,
@@ -245,24 +156,31 @@ def _anonymise_file(src_path: Path, gz: bool, out_raw, masker: IpMasker, name: s
 
 @dataclass
 class FileRecords:
-    """What the audit trail says was done to one file name (real runs only, in order)."""
+    """What the audit trail says was done to one file name (real runs only, in chain order)."""
 
-    truncated: list[dict[str, Any]]
-    truncate_intents: list[dict[str, Any]]
-    deleted: list[dict[str, Any]]
-    delete_intents: list[dict[str, Any]]
+    entries: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (action, details)
 
     @classmethod
     def empty(cls) -> "FileRecords":
-        return cls([], [], [], [])
+        return cls()
+
+    def of(self, action: str) -> list[dict[str, Any]]:
+        return [details for a, details in self.entries if a == action]
+
+    @property
+    def truncated(self) -> list[dict[str, Any]]:
+        return self.of(DONE_TRUNCATE)
+
+    @property
+    def truncate_intents(self) -> list[dict[str, Any]]:
+        return self.of(INTENT_TRUNCATE)
 
     def pending_truncations(self) -> list[dict[str, Any]]:
-        done = {d.get("sha256_after") for d in self.truncated}
-        return [d for d in self.truncate_intents if d.get("sha256_after") not in done]
+        """Rewrites renamed into place (maybe) whose done entry is missing, by the hash they wrote."""
+        return list(TRUNCATE.open_intents(self.entries, key=lambda d: d.get("sha256_after")).values())
 
     def pending_deletions(self) -> list[dict[str, Any]]:
-        done = {d.get("sha256") for d in self.deleted}
-        return [d for d in self.delete_intents if d.get("sha256") not in done]
+        return list(DELETE.open_intents(self.entries, key=lambda d: d.get("sha256")).values())
 
 
 @dataclass
@@ -295,17 +213,15 @@ def truncation_state(file: LogFile, records: FileRecords) -> TruncationState:
 # --------------------------------------------------------------------------- the actions
 
 
-class LogFolderRule(RuleAction):
+class LogFolderRule(MappedAction):
     """Shared plumbing of the log-folder actions: files, deadlines, audit records."""
 
     source_kind = "log_folder"
-    mapped = True
+    source: LogFolderSource
+    rule: LogRule
 
     def __init__(self, ctx, policy_rule):
         super().__init__(ctx, policy_rule)
-        self.source: LogFolderSource
-        self.rule: LogRule
-        self.source, self.rule = ctx.inventory.rule(policy_rule.id)
         try:
             self.pattern = re.compile(self.source.file_pattern)
         except re.error as exc:
@@ -315,16 +231,14 @@ class LogFolderRule(RuleAction):
 
     @property
     def folder(self) -> Path:
-        if self.ctx.folder_for is None:
-            raise RuntimeError("this run has no folder resolver (RunContext.folder_for)")
-        return Path(self.ctx.folder_for(self.source.connection_id))
+        return self.connection
 
     def check(self) -> None:
         if "date" not in self.pattern.groupindex:
             raise ConfigError(f"source {self.source.source}: file_pattern needs a (?P<date>YYYYMMDD) group")
         folder = self.folder
         if not folder.is_dir():
-            raise FileNotFoundError(
+            raise FolderMissing(
                 f"source {self.source.source}: folder of connection {self.source.connection_id!r} "
                 f"is not a directory: {folder}. Nothing was changed.")
 
@@ -350,11 +264,6 @@ class LogFolderRule(RuleAction):
     def due_for_deletion(self, file: LogFile) -> bool:
         return any(self.due(file, period) for period in self.deletion_periods())
 
-    def new_result(self) -> RuleResult:
-        result = super().new_result()
-        result.source = self.source.source
-        return result
-
     def subject(self, name: str) -> str:
         return keyed_hash(self.ctx.key, "file", name)
 
@@ -374,14 +283,16 @@ class LogFolderRule(RuleAction):
             name = details.get("file")
             if not name or (by_key is not None and by_key.get(row["subject_key"]) != name):
                 continue
-            records = found.setdefault(name, FileRecords.empty())
-            {INTENT_TRUNCATE: records.truncate_intents, DONE_TRUNCATE: records.truncated,
-             INTENT_DELETE: records.delete_intents, DONE_DELETE: records.deleted}[row["action"]].append(details)
+            found.setdefault(name, FileRecords.empty()).entries.append((row["action"], details))
         return found
 
     def entry(self, action: str, name: str, details: dict[str, Any]) -> AuditEntry:
         """One file's audit entry: keyed by a hash of its name; names, counts and hashes only."""
         return self.audit_entry(action, self.subject(name), 1, {"file": name, **details})
+
+    def entry_for(self, name: str):
+        """The entry maker of one file, for a two-step record (:mod:`lethe.intent`)."""
+        return lambda action, details: self.entry(action, name, details)
 
     summary_fields = ("eligible", "deleted", "anonymised", "overdue_before")
 
@@ -501,20 +412,10 @@ class TruncateIp(LogFolderRule):
             raise ConfigError(f"source {self.source.source}: file_pattern matches the temporary name "
                               f"{tmp.name!r}; refusing to write it")
         before_stat = os.stat(file.path, follow_symlinks=False)
-        _unlink_quietly(tmp)  # left by a crashed run
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            with os.fdopen(fd, "wb") as raw_out:
-                stats, before, after, size = _anonymise_file(file.path, file.gz, raw_out, self.masker(),
-                                                              file.name, int(before_stat.st_mtime))
-                raw_out.flush()
-                os.fsync(raw_out.fileno())
-            try:
-                os.chown(tmp, before_stat.st_uid, before_stat.st_gid)
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.EINVAL, errno.ENOTSUP):
-                    raise  # not allowed (not root): the file gets this process's owner
-            os.chmod(tmp, before_stat.st_mode & 0o7777)  # after chown, which may clear set-id bits
+        with atomic_rewrite(file.path, tmp) as new:
+            stats, before, after, size = _anonymise_file(file.path, file.gz, new.raw, self.masker(),
+                                                          file.name, int(before_stat.st_mtime))
+            new.close(before_stat.st_mode & 0o7777, owner=(before_stat.st_uid, before_stat.st_gid))
             now = os.stat(file.path, follow_symlinks=False)
             if (now.st_ino, now.st_size, now.st_mtime_ns) != (before_stat.st_ino, before_stat.st_size,
                                                                 before_stat.st_mtime_ns):
@@ -522,20 +423,14 @@ class TruncateIp(LogFolderRule):
                                        "is (the next attempt redoes it)")
             details = self._details(file, stats, before, after, bytes_before=before_stat.st_size,
                                     bytes_after=size, changed_since_anonymised=changed)
-            self.ctx.audit.append([self.entry(INTENT_TRUNCATE, file.name, details)])
-            os.replace(tmp, file.path)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-        fsync_folder(file.path.parent)
-        self.ctx.audit.append([self.entry(DONE_TRUNCATE, file.name,
-                                          {**details, "fingerprint": fingerprint(file.path)})])
+            TRUNCATE.begin(self.ctx.audit, self.entry_for(file.name), details)
+            new.replace()
+        TRUNCATE.finish(self.ctx.audit, self.entry_for(file.name), {**details, "fingerprint": fingerprint(file.path)})
         return stats
 
     def _record_recovered(self, file: LogFile, state: TruncationState) -> None:
         details = {k: v for k, v in (state.intent or {}).items() if k != "file"}
-        details.update(recovered=True, fingerprint=fingerprint(file.path))
-        self.ctx.audit.append([self.entry(DONE_TRUNCATE, file.name, details)])
+        TRUNCATE.recover(self.ctx.audit, self.entry_for(file.name), {**details, "fingerprint": fingerprint(file.path)})
         log.warning("%s %s: the file was anonymised by a run that stopped before recording it: "
                     "record completed", self.policy_rule.id, file.name)
 
@@ -576,7 +471,7 @@ class TruncateIp(LogFolderRule):
                 if (name.startswith(".") and name.endswith(TEMP_SUFFIX)
                         and self.pattern.match(name[1:-len(TEMP_SUFFIX)])
                         and entry.is_file(follow_symlinks=False)):
-                    removed += _unlink_quietly(Path(entry.path))
+                    removed += files.unlink_quietly(Path(entry.path))
         return removed
 
 
@@ -594,7 +489,7 @@ class DeleteFile(LogFolderRule):
         due = self.due_files()
         result.eligible = len(due)
         result.overdue_before = sum(self.due(f, self.policy_rule.overdue_period) for f in due)
-        result.extra = {"bytes_due": sum(_size(f.path) for f in due)}
+        result.extra = {"bytes_due": sum(files.size_of(f.path) for f in due)}
         return result
 
     def work_items(self) -> list[dict[str, Any]]:
@@ -625,14 +520,12 @@ class DeleteFile(LogFolderRule):
             log.info("%s %s: would delete (%d bytes) - dry run, nothing changed", self.policy_rule.id,
                      file.name, size)
             return {"name": file.name, "outcome": "would_delete", "bytes": size}
-        self.ctx.audit.append([self.entry(INTENT_DELETE, file.name, details)])
-        _unlink_quietly(file.path.with_name(temp_name(file.name)))
-        try:
-            os.unlink(file.path)
-        except FileNotFoundError:
-            pass  # gone meanwhile: the outcome is the same
-        fsync_folder(file.path.parent)
-        self.ctx.audit.append([self.entry(DONE_DELETE, file.name, details)])
+
+        def delete() -> None:
+            files.unlink_quietly(file.path.with_name(temp_name(file.name)))
+            files.remove_durably(file.path)  # gone meanwhile: the outcome is the same
+
+        DELETE.perform(self.ctx.audit, self.entry_for(file.name), details, delete)
         log.info("%s %s: deleted (%d bytes%s)", self.policy_rule.id, file.name, size,
                  ", IP addresses had been truncated" if anonymised else "")
         return {"name": file.name, "outcome": "deleted", "bytes": size}
@@ -663,6 +556,6 @@ class DeleteFile(LogFolderRule):
                 continue  # still there: due files are deleted (and recorded) by this rule's items
             for intent in records.pending_deletions():
                 details = {k: v for k, v in intent.items() if k != "file"}
-                self.ctx.audit.append([self.entry(DONE_DELETE, name, {**details, "recovered": True})])
+                DELETE.recover(self.ctx.audit, self.entry_for(name), details)
                 recovered += 1
         return recovered
