@@ -26,10 +26,11 @@ export AIRFLOW_CONN_WEBLOGS ?= {"conn_type": "fs", "extra": {"path": "$(ESTATE)/
 export LETHE_REPORTS_DIR ?= $(ROOT)/reports
 export LETHE_DEMO_KEY_FILE := $(ESTATE)/demo-audit-key
 
-.PHONY: help install seed arm run demo test browser airflow airflow-stop clean
+.PHONY: help install seed arm run demo lint test browser airflow airflow-stop clean
 help:
 	@echo "make demo   - install, seed the demo estate and run every nightly DAG once (AS_OF=YYYY-MM-DD)"
 	@echo "make test   - run the test suite (SQLite, PostgreSQL, MariaDB)"
+	@echo "make lint   - ruff: lint, import order, complexity (configured in pyproject.toml)"
 	@echo "make seed   - (re)write the demo estate [AS_OF=...]"
 	@echo "make run    - run every nightly retention DAG once [AS_OF=...] [DRY_RUN=1]"
 	@echo "make airflow - start airflow standalone on the embedded default (Ctrl-C or make airflow-stop ends it)"
@@ -69,6 +70,9 @@ arm: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	@$(BIN)/lethe arm $(SOURCES) --by "make demo (embedded default)"
 
 demo: seed arm run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
