@@ -62,6 +62,7 @@ class SqlRule(RuleAction):
         self.spec = self.source.tables[self.rule.table]
         self.batch_size = self.rule.batch_size or ctx.batch_size
         self._tables: dict[str, Table] | None = None
+        self._open_rows: list[tuple[str, str, str, list]] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -221,10 +222,15 @@ class SqlRule(RuleAction):
                     normalised_email(column).in_(bindparam(None, sorted(addresses), expanding=True)))
 
     def waiting(self) -> ColumnElement:
-        """Due rows that must wait for another rule first (it still needs rows pointing at them)."""
+        """Due rows that must wait for another rule first (it still needs rows pointing at them).
+
+        The other rule's open rows are read once per action (a task): a row that closes while
+        the task runs only makes its record wait for the next run, never go early.
+        """
+        if self._open_rows is None:
+            self._open_rows = [action_for(self.ctx, wait.rule).open_rows() for wait in self.rule.wait_for]
         conditions = []
-        for wait in self.rule.wait_for:
-            table_name, primary_key, foreign_key, keys = action_for(self.ctx, wait.rule).open_rows()
+        for table_name, primary_key, foreign_key, keys in self._open_rows:
             if not keys:
                 continue
             related = self.t(table_name)
