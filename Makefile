@@ -73,6 +73,7 @@ demo: seed arm run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q

@@ -108,14 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sample",
         type=Path,
-        default=Path(os.environ.get("LETHE_SHARED_DIR", DEFAULT_SHARED))
-        / "data"
-        / "apache_access_sample.log",
+        default=Path(os.environ.get("LETHE_SHARED_DIR", DEFAULT_SHARED)) / "data" / "apache_access_sample.log",
         help="log to repeat (default: the shared Apache sample)",
     )
-    parser.add_argument(
-        "--workdir", type=Path, help="directory for the files (default: the system temp dir)"
-    )
+    parser.add_argument("--workdir", type=Path, help="directory for the files (default: the system temp dir)")
     args = parser.parse_args(argv)
     if args.lines < 10:
         parser.error("--lines must be at least 10")
@@ -151,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 dict(os.environ, LC_ALL="C"),
             ),
         ]
-        ours_small = run_child(
-            "ours", [*ours_cmd, "--input", str(small)], workdir / "ours-small.out", py_env
-        )
+        ours_small = run_child("ours", [*ours_cmd, "--input", str(small)], workdir / "ours-small.out", py_env)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -55,8 +55,10 @@ def require_server(backend: str) -> None:
         except Exception as exc:  # the reason is shown in the skip or failure
             _unreachable[backend] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     if _unreachable[backend]:
-        message = (f"{backend} server at {make_url(SERVER_URLS[backend]).render_as_string(hide_password=True)}"
-                   f" does not answer ({_unreachable[backend]})")
+        message = (
+            f"{backend} server at {make_url(SERVER_URLS[backend]).render_as_string(hide_password=True)}"
+            f" does not answer ({_unreachable[backend]})"
+        )
         if os.environ.get("LETHE_REQUIRE_SERVERS") == "1":
             pytest.fail(message + "; LETHE_REQUIRE_SERVERS=1 requires it")
         pytest.skip(message)
@@ -115,11 +117,27 @@ class Estate:
     def engine(self, conn_id: str):
         return self.engines(conn_id)
 
-    def context(self, as_of: datetime, *, dry_run: bool = False, run_id: str = "test-run",
-                batch_size: int = 1000, key: str = TEST_KEY, **kwargs):
-        return make_context(run_id=run_id, dag_id="test_dag", task_id="test_task", as_of=as_of,
-                            dry_run=dry_run, key=key, engines=self.engines, batch_size=batch_size,
-                            **kwargs)
+    def context(
+        self,
+        as_of: datetime,
+        *,
+        dry_run: bool = False,
+        run_id: str = "test-run",
+        batch_size: int = 1000,
+        key: str = TEST_KEY,
+        **kwargs,
+    ):
+        return make_context(
+            run_id=run_id,
+            dag_id="test_dag",
+            task_id="test_task",
+            as_of=as_of,
+            dry_run=dry_run,
+            key=key,
+            engines=self.engines,
+            batch_size=batch_size,
+            **kwargs,
+        )
 
 
 @pytest.fixture
@@ -150,6 +168,7 @@ def airflow_environment(home: Path) -> dict[str, str]:
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([airflow, "pools", "set", "lethe_trial_drops", "2", "trial drops"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [airflow, "pools", "set", "lethe_trial_drops", "2", "trial drops"], env=env, check=True, capture_output=True
+    )
     return env

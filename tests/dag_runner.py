@@ -15,17 +15,26 @@ from airflow.dag_processing.dagbag import DagBag
 def main() -> None:
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if sys.argv[1] == "inspect":
-        print("RESULT " + json.dumps({
-            "errors": {path: str(err) for path, err in bag.import_errors.items()},
-            "dags": {
-                dag_id: {
-                    "tags": sorted(dag.tags), "catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
-                    "schedule": str(dag.schedule), "doc_md": dag.doc_md or "",
-                    "params": sorted(dag.params.keys()),
-                    "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries} for t in dag.tasks},
-                } for dag_id, dag in bag.dags.items()
-            },
-        }))
+        print(
+            "RESULT "
+            + json.dumps(
+                {
+                    "errors": {path: str(err) for path, err in bag.import_errors.items()},
+                    "dags": {
+                        dag_id: {
+                            "tags": sorted(dag.tags),
+                            "catchup": dag.catchup,
+                            "max_active_runs": dag.max_active_runs,
+                            "schedule": str(dag.schedule),
+                            "doc_md": dag.doc_md or "",
+                            "params": sorted(dag.params.keys()),
+                            "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries} for t in dag.tasks},
+                        }
+                        for dag_id, dag in bag.dags.items()
+                    },
+                }
+            )
+        )
         return
     dag = bag.get_dag(sys.argv[2])
     logical_date = datetime.fromisoformat(sys.argv[3]).replace(tzinfo=timezone.utc)

@@ -15,12 +15,16 @@ from lethe.demo import schema
 from lethe.periods import Period, add_period
 from lethe.subjects import email_key, normalise_email
 
-CRM_TABLES = [schema.companies, schema.contacts, schema.interactions, schema.trial_signups,
-              schema.legal_holds, schema.restrictions]
-MARKETING_TABLES = [schema.newsletter_subscribers, schema.suppression_list, schema.cookie_consents,
-                    schema.web_events]
-ANONYMISED = {"first_name": "anonymised", "last_name": "anonymised", "email": None, "phone": None,
-              "job_title": None}
+CRM_TABLES = [
+    schema.companies,
+    schema.contacts,
+    schema.interactions,
+    schema.trial_signups,
+    schema.legal_holds,
+    schema.restrictions,
+]
+MARKETING_TABLES = [schema.newsletter_subscribers, schema.suppression_list, schema.cookie_consents, schema.web_events]
+ANONYMISED = {"first_name": "anonymised", "last_name": "anonymised", "email": None, "phone": None, "job_title": None}
 
 
 def _dt(value) -> datetime | None:
@@ -47,20 +51,33 @@ def snapshot(engine, tables) -> dict[str, dict[Any, dict]]:
 
 def exempt_addresses(crm: dict, as_of: datetime) -> tuple[set[str], set[str]]:
     def in_force(rows, start, end):
-        return {normalise_email(r["email"]) for r in rows.values()
-                if _dt(r[start]) <= as_of and (r[end] is None or _dt(r[end]) > as_of)}
-    return (in_force(crm["legal_holds"], "placed_at", "released_at"),
-            in_force(crm["restrictions"], "requested_at", "lifted_at"))
+        return {
+            normalise_email(r["email"])
+            for r in rows.values()
+            if _dt(r[start]) <= as_of and (r[end] is None or _dt(r[end]) > as_of)
+        }
+
+    return (
+        in_force(crm["legal_holds"], "placed_at", "released_at"),
+        in_force(crm["restrictions"], "requested_at", "lifted_at"),
+    )
 
 
 def due(trigger, period: Period, as_of: datetime) -> bool:
     return trigger is not None and add_period(_dt(trigger), period) <= as_of
 
 
-def expected(crm: dict, marketing: dict, as_of: datetime, key: str, rules=("N1", "W1", "W2", "C1", "K1"),
-             trial_databases: frozenset[str] = frozenset()):
+def expected(
+    crm: dict,
+    marketing: dict,
+    as_of: datetime,
+    key: str,
+    rules=("N1", "W1", "W2", "C1", "K1"),
+    trial_databases: frozenset[str] = frozenset(),
+):
     """The estate after the rules ran at ``as_of``; ``trial_databases``: those on the trial server."""
     import copy
+
     crm, marketing = copy.deepcopy(crm), copy.deepcopy(marketing)
     held, restricted = exempt_addresses(crm, as_of)
     exempt = held | restricted
@@ -73,14 +90,19 @@ def expected(crm: dict, marketing: dict, as_of: datetime, key: str, rules=("N1",
             if due(row["unsubscribed_at"], Period(), as_of) and not is_exempt(row["email"]):
                 del marketing["newsletter_subscribers"][sid]
                 h = email_key(key, row["email"])
-                marketing["suppression_list"].setdefault(h, {"email_hash": h, "added_at": as_of,
-                                                            "reason": "newsletter unsubscribe (N1)"})
+                marketing["suppression_list"].setdefault(
+                    h, {"email_hash": h, "added_at": as_of, "reason": "newsletter unsubscribe (N1)"}
+                )
     if "W1" in rules:
-        marketing["web_events"] = {k: r for k, r in marketing["web_events"].items()
-                                   if not due(r["cookie_set_at"], Period(days=90), as_of)}
+        marketing["web_events"] = {
+            k: r for k, r in marketing["web_events"].items() if not due(r["cookie_set_at"], Period(days=90), as_of)
+        }
     if "W2" in rules:
-        marketing["cookie_consents"] = {k: r for k, r in marketing["cookie_consents"].items()
-                                        if not due(r["consented_at"], Period(months=13), as_of)}
+        marketing["cookie_consents"] = {
+            k: r
+            for k, r in marketing["cookie_consents"].items()
+            if not due(r["consented_at"], Period(months=13), as_of)
+        }
     companies = crm["companies"]
     if "C1" in rules:
         newest: dict[Any, datetime] = {}
@@ -88,8 +110,7 @@ def expected(crm: dict, marketing: dict, as_of: datetime, key: str, rules=("N1",
             when = _dt(r["occurred_at"])
             newest[r["contact_id"]] = max(newest.get(r["contact_id"], when), when)
         # A contact whose trial database is still on the server waits for rule T1.
-        open_trials = {r["contact_id"] for r in crm["trial_signups"].values()
-                       if r["database_name"] in trial_databases}
+        open_trials = {r["contact_id"] for r in crm["trial_signups"].values() if r["database_name"] in trial_databases}
         gone = set()
         for cid, r in crm["contacts"].items():
             if cid in open_trials:

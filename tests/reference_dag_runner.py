@@ -23,8 +23,11 @@ def main() -> None:
     conf = json.loads(sys.argv[2])
     started = time.monotonic()
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    found = {"errors": {path: str(err) for path, err in bag.import_errors.items()}, "runs": {},
-             "import_seconds": round(time.monotonic() - started, 1)}
+    found = {
+        "errors": {path: str(err) for path, err in bag.import_errors.items()},
+        "runs": {},
+        "import_seconds": round(time.monotonic() - started, 1),
+    }
     for dag_id in sys.argv[3:]:
         dag = bag.get_dag(dag_id)
         if dag is None:
@@ -41,8 +44,11 @@ def main() -> None:
         for ti in run.get_task_instances():
             name = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
             tasks[name] = str(ti.state)
-        found["runs"][dag_id] = {"state": str(run.state), "tasks": tasks,
-                                 "seconds": round(time.monotonic() - started, 1)}
+        found["runs"][dag_id] = {
+            "state": str(run.state),
+            "tasks": tasks,
+            "seconds": round(time.monotonic() - started, 1),
+        }
     print("RESULT " + json.dumps(found))
 
 

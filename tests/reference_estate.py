@@ -67,19 +67,36 @@ class Variant:
 
 
 ALL = ("sqlite", "postgresql", "mariadb")
-VARIANTS = {v.name: v for v in (
-    Variant("plain", ALL, "exactly the document's columns"),
-    Variant("extras", ALL, "unknown columns and tables, columns in another order", extras=True),
-    Variant("pg_tz_paris", ("postgresql",), "timestamptz, database time zone Europe/Paris",
-            timestamptz=True, database_timezone="Europe/Paris"),
-    Variant("pg_tz_new_york", ("postgresql",), "timestamptz, database time zone America/New_York",
-            timestamptz=True, database_timezone="America/New_York"),
-    Variant("mariadb_datetime6", ("mariadb",), "DATETIME(6) columns", fractional_seconds=True),
-    Variant("fk_cascade", ALL, "indexed foreign keys ON DELETE CASCADE", on_delete="CASCADE"),
-    Variant("fk_restrict", ALL, "indexed foreign keys ON DELETE RESTRICT", on_delete="RESTRICT"),
-    Variant("pg_schema", ("postgresql",), "tables in schemas crm_app and mkt_app, none in public",
-            schemas=(("crm", "crm_app"), ("marketing", "mkt_app"))),
-)}
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("plain", ALL, "exactly the document's columns"),
+        Variant("extras", ALL, "unknown columns and tables, columns in another order", extras=True),
+        Variant(
+            "pg_tz_paris",
+            ("postgresql",),
+            "timestamptz, database time zone Europe/Paris",
+            timestamptz=True,
+            database_timezone="Europe/Paris",
+        ),
+        Variant(
+            "pg_tz_new_york",
+            ("postgresql",),
+            "timestamptz, database time zone America/New_York",
+            timestamptz=True,
+            database_timezone="America/New_York",
+        ),
+        Variant("mariadb_datetime6", ("mariadb",), "DATETIME(6) columns", fractional_seconds=True),
+        Variant("fk_cascade", ALL, "indexed foreign keys ON DELETE CASCADE", on_delete="CASCADE"),
+        Variant("fk_restrict", ALL, "indexed foreign keys ON DELETE RESTRICT", on_delete="RESTRICT"),
+        Variant(
+            "pg_schema",
+            ("postgresql",),
+            "tables in schemas crm_app and mkt_app, none in public",
+            schemas=(("crm", "crm_app"), ("marketing", "mkt_app")),
+        ),
+    )
+}
 PAIRS = [(backend, name) for name, variant in VARIANTS.items() for backend in variant.backends]
 
 
@@ -95,64 +112,144 @@ def timestamp_type(backend: str, variant: Variant) -> str:
 
 # Column by column as the document lists them; ``{ts}`` is the dialect's timestamp type.
 CRM_TABLES: dict[str, tuple[str, ...]] = {
-    "companies": ("id INTEGER NOT NULL", "name VARCHAR(200) NOT NULL", "country CHAR(2) NOT NULL",
-                  "customer_since DATE", "customer_until DATE"),
-    "contacts": ("id INTEGER NOT NULL", "company_id INTEGER", "first_name VARCHAR(100)",
-                 "last_name VARCHAR(100)", "email VARCHAR(254)", "phone VARCHAR(50)",
-                 "job_title VARCHAR(200)", "created_at {ts} NOT NULL", "last_contact_at {ts}"),
-    "interactions": ("id INTEGER NOT NULL", "contact_id INTEGER NOT NULL", "occurred_at {ts} NOT NULL",
-                     "channel VARCHAR(20) NOT NULL", "notes TEXT"),
-    "trial_signups": ("id INTEGER NOT NULL", "contact_id INTEGER NOT NULL",
-                      "database_name VARCHAR(64) NOT NULL", "trial_started_at {ts} NOT NULL",
-                      "trial_ends_at {ts} NOT NULL", "subscribed_at {ts}"),
-    "legal_holds": ("id INTEGER NOT NULL", "email VARCHAR(254) NOT NULL", "reason VARCHAR(200) NOT NULL",
-                    "placed_at {ts} NOT NULL", "released_at {ts}"),
-    "restrictions": ("id INTEGER NOT NULL", "email VARCHAR(254) NOT NULL", "requested_at {ts} NOT NULL",
-                     "lifted_at {ts}"),
+    "companies": (
+        "id INTEGER NOT NULL",
+        "name VARCHAR(200) NOT NULL",
+        "country CHAR(2) NOT NULL",
+        "customer_since DATE",
+        "customer_until DATE",
+    ),
+    "contacts": (
+        "id INTEGER NOT NULL",
+        "company_id INTEGER",
+        "first_name VARCHAR(100)",
+        "last_name VARCHAR(100)",
+        "email VARCHAR(254)",
+        "phone VARCHAR(50)",
+        "job_title VARCHAR(200)",
+        "created_at {ts} NOT NULL",
+        "last_contact_at {ts}",
+    ),
+    "interactions": (
+        "id INTEGER NOT NULL",
+        "contact_id INTEGER NOT NULL",
+        "occurred_at {ts} NOT NULL",
+        "channel VARCHAR(20) NOT NULL",
+        "notes TEXT",
+    ),
+    "trial_signups": (
+        "id INTEGER NOT NULL",
+        "contact_id INTEGER NOT NULL",
+        "database_name VARCHAR(64) NOT NULL",
+        "trial_started_at {ts} NOT NULL",
+        "trial_ends_at {ts} NOT NULL",
+        "subscribed_at {ts}",
+    ),
+    "legal_holds": (
+        "id INTEGER NOT NULL",
+        "email VARCHAR(254) NOT NULL",
+        "reason VARCHAR(200) NOT NULL",
+        "placed_at {ts} NOT NULL",
+        "released_at {ts}",
+    ),
+    "restrictions": (
+        "id INTEGER NOT NULL",
+        "email VARCHAR(254) NOT NULL",
+        "requested_at {ts} NOT NULL",
+        "lifted_at {ts}",
+    ),
 }
 MARKETING_TABLES: dict[str, tuple[str, ...]] = {
-    "newsletter_subscribers": ("id INTEGER NOT NULL", "email VARCHAR(254)", "first_name VARCHAR(100)",
-                               "country CHAR(2)", "subscribed_at {ts} NOT NULL", "unsubscribed_at {ts}"),
-    "suppression_list": ("email_hash VARCHAR(64) NOT NULL", "added_at {ts} NOT NULL",
-                         "reason VARCHAR(200) NOT NULL"),
-    "cookie_consents": ("id INTEGER NOT NULL", "cookie_id VARCHAR(64) NOT NULL", "consented_at {ts} NOT NULL",
-                        "categories VARCHAR(100) NOT NULL", "ip_address VARCHAR(45)"),
-    "web_events": ("id INTEGER NOT NULL", "cookie_id VARCHAR(64) NOT NULL", "cookie_set_at {ts} NOT NULL",
-                   "occurred_at {ts} NOT NULL", "url VARCHAR(500) NOT NULL", "ip_address VARCHAR(45)",
-                   "user_agent VARCHAR(500)"),
+    "newsletter_subscribers": (
+        "id INTEGER NOT NULL",
+        "email VARCHAR(254)",
+        "first_name VARCHAR(100)",
+        "country CHAR(2)",
+        "subscribed_at {ts} NOT NULL",
+        "unsubscribed_at {ts}",
+    ),
+    "suppression_list": ("email_hash VARCHAR(64) NOT NULL", "added_at {ts} NOT NULL", "reason VARCHAR(200) NOT NULL"),
+    "cookie_consents": (
+        "id INTEGER NOT NULL",
+        "cookie_id VARCHAR(64) NOT NULL",
+        "consented_at {ts} NOT NULL",
+        "categories VARCHAR(100) NOT NULL",
+        "ip_address VARCHAR(45)",
+    ),
+    "web_events": (
+        "id INTEGER NOT NULL",
+        "cookie_id VARCHAR(64) NOT NULL",
+        "cookie_set_at {ts} NOT NULL",
+        "occurred_at {ts} NOT NULL",
+        "url VARCHAR(500) NOT NULL",
+        "ip_address VARCHAR(45)",
+        "user_agent VARCHAR(500)",
+    ),
 }
 TRIAL_TABLES: dict[str, tuple[str, ...]] = {
     "users": ("id INTEGER NOT NULL", "name VARCHAR(200) NOT NULL", "email VARCHAR(254)"),
     "resources": ("id INTEGER NOT NULL", "name VARCHAR(200) NOT NULL"),
-    "tasks": ("id INTEGER NOT NULL", "resource_id INTEGER NOT NULL", "title VARCHAR(200) NOT NULL",
-              "starts_at {ts} NOT NULL", "ends_at {ts} NOT NULL"),
+    "tasks": (
+        "id INTEGER NOT NULL",
+        "resource_id INTEGER NOT NULL",
+        "title VARCHAR(200) NOT NULL",
+        "starts_at {ts} NOT NULL",
+        "ends_at {ts} NOT NULL",
+    ),
 }
 PRIMARY_KEYS = {"suppression_list": "email_hash"}  # every other table: id
 # (child table, column, parent table): the document's arrows, for the foreign-key variants.
-FOREIGN_KEYS = (("contacts", "company_id", "companies"), ("interactions", "contact_id", "contacts"),
-                ("trial_signups", "contact_id", "contacts"))
+FOREIGN_KEYS = (
+    ("contacts", "company_id", "companies"),
+    ("interactions", "contact_id", "contacts"),
+    ("trial_signups", "contact_id", "contacts"),
+)
 
 # The ``extras`` variant: columns on every table and tables Lethe has never heard of.
-EXTRA_COLUMNS = ("updated_at {ts} NOT NULL DEFAULT CURRENT_TIMESTAMP",
-                 "source_system VARCHAR(40) NOT NULL DEFAULT 'legacy_crm'",
-                 "gdpr_note VARCHAR(500)")
+EXTRA_COLUMNS = (
+    "updated_at {ts} NOT NULL DEFAULT CURRENT_TIMESTAMP",
+    "source_system VARCHAR(40) NOT NULL DEFAULT 'legacy_crm'",
+    "gdpr_note VARCHAR(500)",
+)
 EXTRA_TABLES: dict[str, dict[str, tuple[str, ...]]] = {
     "crm": {
         "products": ("id INTEGER NOT NULL", "name VARCHAR(200) NOT NULL", "price DECIMAL(10, 2)"),
-        "audit_log": ("id INTEGER NOT NULL", "table_name VARCHAR(64) NOT NULL", "row_id INTEGER NOT NULL",
-                      "action VARCHAR(20) NOT NULL", "changed_by VARCHAR(100)", "changed_at {ts} NOT NULL"),
+        "audit_log": (
+            "id INTEGER NOT NULL",
+            "table_name VARCHAR(64) NOT NULL",
+            "row_id INTEGER NOT NULL",
+            "action VARCHAR(20) NOT NULL",
+            "changed_by VARCHAR(100)",
+            "changed_at {ts} NOT NULL",
+        ),
     },
     "marketing": {
         "campaigns": ("id INTEGER NOT NULL", "name VARCHAR(200) NOT NULL", "sent_at {ts}"),
     },
 }
 EXTRA_ROWS: dict[str, list[dict[str, Any]]] = {
-    "products": [{"id": 1, "name": "PlanningPME Web Access", "price": "39.00"},
-                 {"id": 2, "name": "PlanningPME Team", "price": "119.00"}],
-    "audit_log": [{"id": 1, "table_name": "contacts", "row_id": 101, "action": "update",
-                   "changed_by": "dba", "changed_at": datetime(2024, 3, 1, 9, 0)},
-                  {"id": 2, "table_name": "companies", "row_id": 3, "action": "update",
-                   "changed_by": "dba", "changed_at": datetime(2021, 11, 26, 17, 0)}],
+    "products": [
+        {"id": 1, "name": "PlanningPME Web Access", "price": "39.00"},
+        {"id": 2, "name": "PlanningPME Team", "price": "119.00"},
+    ],
+    "audit_log": [
+        {
+            "id": 1,
+            "table_name": "contacts",
+            "row_id": 101,
+            "action": "update",
+            "changed_by": "dba",
+            "changed_at": datetime(2024, 3, 1, 9, 0),
+        },
+        {
+            "id": 2,
+            "table_name": "companies",
+            "row_id": 3,
+            "action": "update",
+            "changed_by": "dba",
+            "changed_at": datetime(2021, 11, 26, 17, 0),
+        },
+    ],
     "campaigns": [{"id": 1, "name": "Autumn newsletter", "sent_at": datetime(2026, 10, 1, 8, 0)}],
 }
 
@@ -175,8 +272,7 @@ def table_columns(definitions: tuple[str, ...], variant: Variant) -> list[str]:
     return columns
 
 
-def create_table_sql(qualified: str, table: str, definitions: list[str], ts: str,
-                     constraints: list[str] = ()) -> str:
+def create_table_sql(qualified: str, table: str, definitions: list[str], ts: str, constraints: list[str] = ()) -> str:
     pk = PRIMARY_KEYS.get(table, "id")
     body = [d.format(ts=ts) for d in definitions] + [f"PRIMARY KEY ({pk})", *constraints]
     return f"CREATE TABLE {qualified} (\n    " + ",\n    ".join(body) + "\n)"
@@ -199,30 +295,70 @@ K1_HELD = "k1.held@example.org"
 
 COMPANIES = [
     {"id": 1, "name": "Prospect BV", "country": "NL", "customer_since": None, "customer_until": None},
-    {"id": 2, "name": "Active Customer SA", "country": "FR", "customer_since": date(2019, 3, 1),
-     "customer_until": None},
+    {
+        "id": 2,
+        "name": "Active Customer SA",
+        "country": "FR",
+        "customer_since": date(2019, 3, 1),
+        "customer_until": None,
+    },
     # K1 due: 2021-11-26 + 5 years = 2026-11-26 00:00 <= as-of.
-    {"id": 3, "name": "Former Customer GmbH", "country": "DE", "customer_since": date(2015, 1, 1),
-     "customer_until": date(2021, 11, 26)},
+    {
+        "id": 3,
+        "name": "Former Customer GmbH",
+        "country": "DE",
+        "customer_since": date(2015, 1, 1),
+        "customer_until": date(2021, 11, 26),
+    },
     # K1 not due: 2026-11-27 00:00.
-    {"id": 4, "name": "Former Later Ltd", "country": "GB", "customer_since": date(2016, 1, 1),
-     "customer_until": date(2021, 11, 27)},
+    {
+        "id": 4,
+        "name": "Former Later Ltd",
+        "country": "GB",
+        "customer_since": date(2016, 1, 1),
+        "customer_until": date(2021, 11, 27),
+    },
     # Still a customer: the contract ends in the future.
-    {"id": 5, "name": "Ending Customer NV", "country": "BE", "customer_since": date(2018, 1, 1),
-     "customer_until": date(2027, 6, 30)},
+    {
+        "id": 5,
+        "name": "Ending Customer NV",
+        "country": "BE",
+        "customer_since": date(2018, 1, 1),
+        "customer_until": date(2027, 6, 30),
+    },
     # K1 due: 5 years after 2020-02-29 is 2025-02-28 (clamped).
-    {"id": 6, "name": "Leap Day Former BV", "country": "NL", "customer_since": date(2010, 1, 1),
-     "customer_until": date(2020, 2, 29)},
+    {
+        "id": 6,
+        "name": "Leap Day Former BV",
+        "country": "NL",
+        "customer_since": date(2010, 1, 1),
+        "customer_until": date(2020, 2, 29),
+    },
     # A former customer since today (until <= as-of): not a prospect, K1 due only in 2031.
-    {"id": 7, "name": "Just Ended SARL", "country": "FR", "customer_since": date(2020, 1, 1),
-     "customer_until": date(2026, 11, 26)},
+    {
+        "id": 7,
+        "name": "Just Ended SARL",
+        "country": "FR",
+        "customer_since": date(2020, 1, 1),
+        "customer_until": date(2026, 11, 26),
+    },
 ]
 
 
-def _contact(cid: int, company: int | None, email: str | None, created: datetime,
-             last: datetime | None) -> dict[str, Any]:
-    return {"id": cid, "company_id": company, "first_name": "Ann", "last_name": f"Lee{cid}", "email": email,
-            "phone": f"+31 20 555 0{cid}", "job_title": "Planner", "created_at": created, "last_contact_at": last}
+def _contact(
+    cid: int, company: int | None, email: str | None, created: datetime, last: datetime | None
+) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "company_id": company,
+        "first_name": "Ann",
+        "last_name": f"Lee{cid}",
+        "email": email,
+        "phone": f"+31 20 555 0{cid}",
+        "job_title": "Planner",
+        "created_at": created,
+        "last_contact_at": last,
+    }
 
 
 CONTACTS = [
@@ -256,101 +392,267 @@ CONTACTS = [
 ]
 
 INTERACTIONS = [
-    {"id": 1031, "contact_id": 103, "occurred_at": datetime(2022, 3, 1, 9, 15), "channel": "email",
-     "notes": "Asked for a quote"},
-    {"id": 1032, "contact_id": 103, "occurred_at": datetime(2023, 11, 26, 2, 0, 0), "channel": "form",
-     "notes": "Demo request"},
-    {"id": 1041, "contact_id": 104, "occurred_at": datetime(2023, 11, 26, 2, 0, 1), "channel": "phone",
-     "notes": "Follow-up call"},
+    {
+        "id": 1031,
+        "contact_id": 103,
+        "occurred_at": datetime(2022, 3, 1, 9, 15),
+        "channel": "email",
+        "notes": "Asked for a quote",
+    },
+    {
+        "id": 1032,
+        "contact_id": 103,
+        "occurred_at": datetime(2023, 11, 26, 2, 0, 0),
+        "channel": "form",
+        "notes": "Demo request",
+    },
+    {
+        "id": 1041,
+        "contact_id": 104,
+        "occurred_at": datetime(2023, 11, 26, 2, 0, 1),
+        "channel": "phone",
+        "notes": "Follow-up call",
+    },
     {"id": 1091, "contact_id": 109, "occurred_at": datetime(2020, 6, 1, 14), "channel": "form", "notes": None},
-    {"id": 1111, "contact_id": 111, "occurred_at": datetime(2019, 4, 1, 10), "channel": "meeting",
-     "notes": "Dispute about an invoice"},
-    {"id": 1141, "contact_id": 114, "occurred_at": datetime(2015, 5, 5, 10), "channel": "meeting",
-     "notes": "Kick-off"},
-    {"id": 2011, "contact_id": 201, "occurred_at": datetime(2020, 5, 1, 11), "channel": "phone",
-     "notes": "Renewal talk, call back on +49 170 1234567"},
-    {"id": 2021, "contact_id": 202, "occurred_at": datetime(2021, 1, 15, 11), "channel": "email",
-     "notes": "Contract end notice"},
-    {"id": 2041, "contact_id": 204, "occurred_at": datetime(2021, 6, 1, 16), "channel": "email",
-     "notes": "Claim pending"},
-    {"id": 2051, "contact_id": 205, "occurred_at": datetime(2019, 9, 9, 9), "channel": "phone",
-     "notes": "Called reception"},
+    {
+        "id": 1111,
+        "contact_id": 111,
+        "occurred_at": datetime(2019, 4, 1, 10),
+        "channel": "meeting",
+        "notes": "Dispute about an invoice",
+    },
+    {"id": 1141, "contact_id": 114, "occurred_at": datetime(2015, 5, 5, 10), "channel": "meeting", "notes": "Kick-off"},
+    {
+        "id": 2011,
+        "contact_id": 201,
+        "occurred_at": datetime(2020, 5, 1, 11),
+        "channel": "phone",
+        "notes": "Renewal talk, call back on +49 170 1234567",
+    },
+    {
+        "id": 2021,
+        "contact_id": 202,
+        "occurred_at": datetime(2021, 1, 15, 11),
+        "channel": "email",
+        "notes": "Contract end notice",
+    },
+    {
+        "id": 2041,
+        "contact_id": 204,
+        "occurred_at": datetime(2021, 6, 1, 16),
+        "channel": "email",
+        "notes": "Claim pending",
+    },
+    {
+        "id": 2051,
+        "contact_id": 205,
+        "occurred_at": datetime(2019, 9, 9, 9),
+        "channel": "phone",
+        "notes": "Called reception",
+    },
 ]
 
 # Sign-ups naming trial databases by label (the database is trial_<tag><label>; which ones exist
 # on the server: TRIAL_LABELS_ON_SERVER). T1 deadline: trial_ends_at + 90 days.
 TRIAL_SIGNUPS = [
     # Ends 2026-10-01 10:00: T1 due 2026-12-30; contact 116 waits for it.
-    {"id": 601, "contact_id": 116, "label": "waiting", "trial_started_at": datetime(2026, 9, 1, 10),
-     "trial_ends_at": datetime(2026, 10, 1, 10), "subscribed_at": None},
+    {
+        "id": 601,
+        "contact_id": 116,
+        "label": "waiting",
+        "trial_started_at": datetime(2026, 9, 1, 10),
+        "trial_ends_at": datetime(2026, 10, 1, 10),
+        "subscribed_at": None,
+    },
     # Long due, and its database is gone from the server: contact 117 does not wait.
-    {"id": 602, "contact_id": 117, "label": "gone", "trial_started_at": datetime(2023, 1, 1, 9),
-     "trial_ends_at": datetime(2023, 1, 31, 9), "subscribed_at": None},
+    {
+        "id": 602,
+        "contact_id": 117,
+        "label": "gone",
+        "trial_started_at": datetime(2023, 1, 1, 9),
+        "trial_ends_at": datetime(2023, 1, 31, 9),
+        "subscribed_at": None,
+    },
     # T1 due exactly at the as-of (2026-08-28 02:00:00 + 90 days).
-    {"id": 603, "contact_id": 118, "label": "due_now", "trial_started_at": datetime(2026, 7, 29, 2, 0, 0),
-     "trial_ends_at": datetime(2026, 8, 28, 2, 0, 0), "subscribed_at": None},
+    {
+        "id": 603,
+        "contact_id": 118,
+        "label": "due_now",
+        "trial_started_at": datetime(2026, 7, 29, 2, 0, 0),
+        "trial_ends_at": datetime(2026, 8, 28, 2, 0, 0),
+        "subscribed_at": None,
+    },
     # T1 due one second after the as-of.
-    {"id": 604, "contact_id": 119, "label": "second_late", "trial_started_at": datetime(2026, 7, 29, 2, 0, 1),
-     "trial_ends_at": datetime(2026, 8, 28, 2, 0, 1), "subscribed_at": None},
+    {
+        "id": 604,
+        "contact_id": 119,
+        "label": "second_late",
+        "trial_started_at": datetime(2026, 7, 29, 2, 0, 1),
+        "trial_ends_at": datetime(2026, 8, 28, 2, 0, 1),
+        "subscribed_at": None,
+    },
     # Converted: kept whatever its dates.
-    {"id": 605, "contact_id": 114, "label": "converted", "trial_started_at": datetime(2024, 3, 1, 9),
-     "trial_ends_at": datetime(2024, 3, 31, 9), "subscribed_at": datetime(2024, 3, 20, 15)},
+    {
+        "id": 605,
+        "contact_id": 114,
+        "label": "converted",
+        "trial_started_at": datetime(2024, 3, 1, 9),
+        "trial_ends_at": datetime(2024, 3, 31, 9),
+        "subscribed_at": datetime(2024, 3, 20, 15),
+    },
     # Due since 2025-08-29: dropped; its contact (119) is recent, so the sign-up row stays.
-    {"id": 606, "contact_id": 119, "label": "old_unconverted", "trial_started_at": datetime(2025, 5, 1, 8),
-     "trial_ends_at": datetime(2025, 5, 31, 8), "subscribed_at": None},
+    {
+        "id": 606,
+        "contact_id": 119,
+        "label": "old_unconverted",
+        "trial_started_at": datetime(2025, 5, 1, 8),
+        "trial_ends_at": datetime(2025, 5, 31, 8),
+        "subscribed_at": None,
+    },
     # Due, but the sign-up contact (204) is under a legal hold.
-    {"id": 607, "contact_id": 204, "label": "held", "trial_started_at": datetime(2025, 1, 1, 8),
-     "trial_ends_at": datetime(2025, 1, 31, 8), "subscribed_at": None},
+    {
+        "id": 607,
+        "contact_id": 204,
+        "label": "held",
+        "trial_started_at": datetime(2025, 1, 1, 8),
+        "trial_ends_at": datetime(2025, 1, 31, 8),
+        "subscribed_at": None,
+    },
 ]
-TRIAL_LABELS_ON_SERVER = ("waiting", "due_now", "second_late", "converted", "old_unconverted", "held",
-                          "orphan")  # orphan: named like a trial, no sign-up row: never touched
+TRIAL_LABELS_ON_SERVER = (
+    "waiting",
+    "due_now",
+    "second_late",
+    "converted",
+    "old_unconverted",
+    "held",
+    "orphan",
+)  # orphan: named like a trial, no sign-up row: never touched
 OTHER_DATABASE = "planning_{tag}production"  # not a trial at all: never touched
 
 LEGAL_HOLDS = [
     # Typed differently from the addresses it holds: other case, spaces around.
-    {"id": 1, "email": "  HELD.Person@Example.ORG ", "reason": "dispute about an invoice",
-     "placed_at": datetime(2026, 1, 10, 9), "released_at": None},
-    {"id": 2, "email": "released.person@example.org", "reason": "claim settled",
-     "placed_at": datetime(2024, 1, 1, 9), "released_at": datetime(2025, 6, 1, 9)},
-    {"id": 3, "email": " K1.Held@EXAMPLE.org", "reason": "authority request",
-     "placed_at": datetime(2025, 12, 1, 9), "released_at": None},
+    {
+        "id": 1,
+        "email": "  HELD.Person@Example.ORG ",
+        "reason": "dispute about an invoice",
+        "placed_at": datetime(2026, 1, 10, 9),
+        "released_at": None,
+    },
+    {
+        "id": 2,
+        "email": "released.person@example.org",
+        "reason": "claim settled",
+        "placed_at": datetime(2024, 1, 1, 9),
+        "released_at": datetime(2025, 6, 1, 9),
+    },
+    {
+        "id": 3,
+        "email": " K1.Held@EXAMPLE.org",
+        "reason": "authority request",
+        "placed_at": datetime(2025, 12, 1, 9),
+        "released_at": None,
+    },
     # Placed one second after the as-of: not in force for this run.
     {"id": 4, "email": "c107@example.org", "reason": "claim", "placed_at": AS_OF + SECOND, "released_at": None},
 ]
 RESTRICTIONS = [
-    {"id": 1, "email": "Restricted.Person@example.org", "requested_at": datetime(2026, 3, 1, 8),
-     "lifted_at": None},
-    {"id": 2, "email": "c108@example.org", "requested_at": datetime(2025, 1, 1, 8),
-     "lifted_at": datetime(2025, 2, 1, 8)},  # lifted long ago
+    {"id": 1, "email": "Restricted.Person@example.org", "requested_at": datetime(2026, 3, 1, 8), "lifted_at": None},
+    {
+        "id": 2,
+        "email": "c108@example.org",
+        "requested_at": datetime(2025, 1, 1, 8),
+        "lifted_at": datetime(2025, 2, 1, 8),
+    },  # lifted long ago
 ]
 
 SUBSCRIBERS = [
-    {"id": 301, "email": "n301@example.org", "first_name": "Bo", "country": "NL",
-     "subscribed_at": datetime(2024, 1, 1, 12), "unsubscribed_at": datetime(2026, 11, 26, 2, 0, 0)},  # at deadline
-    {"id": 302, "email": "n302@example.org", "first_name": "Cas", "country": "NL",
-     "subscribed_at": datetime(2024, 1, 1, 12), "unsubscribed_at": datetime(2026, 11, 26, 2, 0, 1)},  # +1 s
-    {"id": 303, "email": "n303@example.org", "first_name": "Dé", "country": "FR",
-     "subscribed_at": datetime(2024, 2, 1, 12), "unsubscribed_at": datetime(2026, 11, 25, 23, 30)},
-    {"id": 304, "email": "n304@example.org", "first_name": "Eli", "country": "BE",
-     "subscribed_at": datetime(2024, 2, 1, 12), "unsubscribed_at": datetime(2026, 11, 26, 0, 30)},
-    {"id": 305, "email": "n305@example.org", "first_name": "Fay", "country": "DE",
-     "subscribed_at": datetime(2023, 5, 5, 5), "unsubscribed_at": None},  # still subscribed
-    {"id": 306, "email": None, "first_name": "Gus", "country": "NL",
-     "subscribed_at": datetime(2023, 5, 5, 5), "unsubscribed_at": datetime(2026, 10, 1, 7)},  # no address
-    {"id": 311, "email": HELD, "first_name": "Ann", "country": "NL",
-     "subscribed_at": datetime(2022, 1, 1, 7), "unsubscribed_at": datetime(2026, 6, 1, 7)},  # held
-    {"id": 312, "email": "RESTRICTED.person@example.org", "first_name": "Ann", "country": "NL",
-     "subscribed_at": datetime(2022, 1, 1, 7), "unsubscribed_at": datetime(2026, 5, 5, 7)},  # restricted
-    {"id": 313, "email": " Mixed.Case@Example.COM", "first_name": "Hal", "country": "GB",
-     "subscribed_at": datetime(2022, 1, 1, 7), "unsubscribed_at": datetime(2026, 9, 9, 9)},
+    {
+        "id": 301,
+        "email": "n301@example.org",
+        "first_name": "Bo",
+        "country": "NL",
+        "subscribed_at": datetime(2024, 1, 1, 12),
+        "unsubscribed_at": datetime(2026, 11, 26, 2, 0, 0),
+    },  # at deadline
+    {
+        "id": 302,
+        "email": "n302@example.org",
+        "first_name": "Cas",
+        "country": "NL",
+        "subscribed_at": datetime(2024, 1, 1, 12),
+        "unsubscribed_at": datetime(2026, 11, 26, 2, 0, 1),
+    },  # +1 s
+    {
+        "id": 303,
+        "email": "n303@example.org",
+        "first_name": "Dé",
+        "country": "FR",
+        "subscribed_at": datetime(2024, 2, 1, 12),
+        "unsubscribed_at": datetime(2026, 11, 25, 23, 30),
+    },
+    {
+        "id": 304,
+        "email": "n304@example.org",
+        "first_name": "Eli",
+        "country": "BE",
+        "subscribed_at": datetime(2024, 2, 1, 12),
+        "unsubscribed_at": datetime(2026, 11, 26, 0, 30),
+    },
+    {
+        "id": 305,
+        "email": "n305@example.org",
+        "first_name": "Fay",
+        "country": "DE",
+        "subscribed_at": datetime(2023, 5, 5, 5),
+        "unsubscribed_at": None,
+    },  # still subscribed
+    {
+        "id": 306,
+        "email": None,
+        "first_name": "Gus",
+        "country": "NL",
+        "subscribed_at": datetime(2023, 5, 5, 5),
+        "unsubscribed_at": datetime(2026, 10, 1, 7),
+    },  # no address
+    {
+        "id": 311,
+        "email": HELD,
+        "first_name": "Ann",
+        "country": "NL",
+        "subscribed_at": datetime(2022, 1, 1, 7),
+        "unsubscribed_at": datetime(2026, 6, 1, 7),
+    },  # held
+    {
+        "id": 312,
+        "email": "RESTRICTED.person@example.org",
+        "first_name": "Ann",
+        "country": "NL",
+        "subscribed_at": datetime(2022, 1, 1, 7),
+        "unsubscribed_at": datetime(2026, 5, 5, 7),
+    },  # restricted
+    {
+        "id": 313,
+        "email": " Mixed.Case@Example.COM",
+        "first_name": "Hal",
+        "country": "GB",
+        "subscribed_at": datetime(2022, 1, 1, 7),
+        "unsubscribed_at": datetime(2026, 9, 9, 9),
+    },
 ]
 OLD_SUPPRESSED = "old.unsubscriber@example.org"  # already in the suppression list (by keyed hash)
 
 
 def _event(eid: int, cookie_set_at: datetime) -> dict[str, Any]:
-    return {"id": eid, "cookie_id": f"{eid:032x}", "cookie_set_at": cookie_set_at,
-            "occurred_at": cookie_set_at + timedelta(minutes=5), "url": "https://www.planningpme.com/planning/pricing",
-            "ip_address": f"192.0.2.{eid % 250}", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"}
+    return {
+        "id": eid,
+        "cookie_id": f"{eid:032x}",
+        "cookie_set_at": cookie_set_at,
+        "occurred_at": cookie_set_at + timedelta(minutes=5),
+        "url": "https://www.planningpme.com/planning/pricing",
+        "ip_address": f"192.0.2.{eid % 250}",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+    }
 
 
 WEB_EVENTS = [
@@ -364,8 +666,13 @@ WEB_EVENTS = [
 
 
 def _consent(cid: int, consented_at: datetime) -> dict[str, Any]:
-    return {"id": cid, "cookie_id": f"{cid:032x}", "consented_at": consented_at, "categories": "analytics,ads",
-            "ip_address": f"2001:db8::{cid}"}
+    return {
+        "id": cid,
+        "cookie_id": f"{cid:032x}",
+        "consented_at": consented_at,
+        "categories": "analytics,ads",
+        "ip_address": f"2001:db8::{cid}",
+    }
 
 
 COOKIE_CONSENTS = [
@@ -394,8 +701,13 @@ ANONYMISED: dict[str, frozenset] = {
     "interactions": frozenset({2011, 2051}),
 }
 ANONYMISED_VALUES = {
-    "contacts": {"first_name": "anonymised", "last_name": "anonymised", "email": None, "phone": None,
-                 "job_title": None},
+    "contacts": {
+        "first_name": "anonymised",
+        "last_name": "anonymised",
+        "email": None,
+        "phone": None,
+        "job_title": None,
+    },
     "interactions": {"notes": None},
 }
 DROPPED_TRIALS = frozenset({"due_now", "old_unconverted"})
@@ -598,25 +910,47 @@ class ReferenceEstate:
             admin = _admin_engine(self.server_url)
             with admin.connect() as conn:
                 for conn_id in ("crm", "marketing"):
-                    conn.execute(text(f"ALTER DATABASE {self.database(conn_id)} SET timezone TO "
-                                      f"'{self.variant.database_timezone}'"))
+                    conn.execute(
+                        text(
+                            f"ALTER DATABASE {self.database(conn_id)} SET timezone TO "
+                            f"'{self.variant.database_timezone}'"
+                        )
+                    )
             admin.dispose()
         self._create_schema("crm")
         self._create_schema("marketing")
-        self._insert("crm", {
-            "companies": COMPANIES, "contacts": CONTACTS, "interactions": INTERACTIONS,
-            "trial_signups": [self._signup(row) for row in TRIAL_SIGNUPS],
-            "legal_holds": LEGAL_HOLDS, "restrictions": RESTRICTIONS,
-            **({"products": EXTRA_ROWS["products"], "audit_log": EXTRA_ROWS["audit_log"]}
-               if self.variant.extras else {}),
-        })
-        self._insert("marketing", {
-            "newsletter_subscribers": SUBSCRIBERS,
-            "suppression_list": [{"email_hash": email_key(TEST_KEY, OLD_SUPPRESSED),
-                                  "added_at": datetime(2025, 3, 3, 3), "reason": "newsletter unsubscribe (N1)"}],
-            "cookie_consents": COOKIE_CONSENTS, "web_events": WEB_EVENTS,
-            **({"campaigns": EXTRA_ROWS["campaigns"]} if self.variant.extras else {}),
-        })
+        self._insert(
+            "crm",
+            {
+                "companies": COMPANIES,
+                "contacts": CONTACTS,
+                "interactions": INTERACTIONS,
+                "trial_signups": [self._signup(row) for row in TRIAL_SIGNUPS],
+                "legal_holds": LEGAL_HOLDS,
+                "restrictions": RESTRICTIONS,
+                **(
+                    {"products": EXTRA_ROWS["products"], "audit_log": EXTRA_ROWS["audit_log"]}
+                    if self.variant.extras
+                    else {}
+                ),
+            },
+        )
+        self._insert(
+            "marketing",
+            {
+                "newsletter_subscribers": SUBSCRIBERS,
+                "suppression_list": [
+                    {
+                        "email_hash": email_key(TEST_KEY, OLD_SUPPRESSED),
+                        "added_at": datetime(2025, 3, 3, 3),
+                        "reason": "newsletter unsubscribe (N1)",
+                    }
+                ],
+                "cookie_consents": COOKIE_CONSENTS,
+                "web_events": WEB_EVENTS,
+                **({"campaigns": EXTRA_ROWS["campaigns"]} if self.variant.extras else {}),
+            },
+        )
         for label in TRIAL_LABELS_ON_SERVER:
             self._create_trial_database(self.trial_name(label))
         self._create_trial_database(OTHER_DATABASE.format(tag=self.tag))
@@ -640,13 +974,16 @@ class ReferenceEstate:
                         if child == table:
                             constraints.append(
                                 f"CONSTRAINT fk_{child}_{column} FOREIGN KEY ({column}) REFERENCES "
-                                f"{self.qualified(conn_id, parent)} (id) ON DELETE {self.variant.on_delete}")
-                            indexes.append(f"CREATE INDEX ix_{child}_{column} ON "
-                                           f"{self.qualified(conn_id, child)} ({column})")
+                                f"{self.qualified(conn_id, parent)} (id) ON DELETE {self.variant.on_delete}"
+                            )
+                            indexes.append(
+                                f"CREATE INDEX ix_{child}_{column} ON {self.qualified(conn_id, child)} ({column})"
+                            )
                 extra = self.variant.extras and table in TABLES[conn_id]
                 columns = table_columns(definitions, self.variant) if extra else list(definitions)
-                conn.execute(text(create_table_sql(self.qualified(conn_id, table), table, columns, self.ts,
-                                                   constraints)))
+                conn.execute(
+                    text(create_table_sql(self.qualified(conn_id, table), table, columns, self.ts, constraints))
+                )
                 for statement in indexes:
                     conn.execute(text(statement))
         engine.dispose()
@@ -670,8 +1007,10 @@ class ReferenceEstate:
                 if not rows:
                     continue
                 columns = list(rows[0])
-                statement = text(f"INSERT INTO {self.qualified(conn_id, table)} ({', '.join(columns)}) "
-                                 f"VALUES ({', '.join(':' + c for c in columns)})")
+                statement = text(
+                    f"INSERT INTO {self.qualified(conn_id, table)} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join(':' + c for c in columns)})"
+                )
                 conn.execute(statement, [{c: self.value(row[c]) for c in columns} for row in rows])
         engine.dispose()
 
@@ -691,18 +1030,28 @@ class ReferenceEstate:
             for table, definitions in TRIAL_TABLES.items():
                 conn.execute(text(create_table_sql(table, table, list(definitions), self.ts)))
             rows = {
-                "users": [{"id": 1, "name": "Trial Owner", "email": f"owner.{name}@example.net"},
-                          {"id": 2, "name": "Second Planner", "email": None}],
+                "users": [
+                    {"id": 1, "name": "Trial Owner", "email": f"owner.{name}@example.net"},
+                    {"id": 2, "name": "Second Planner", "email": None},
+                ],
                 "resources": [{"id": 1, "name": "Van 1"}, {"id": 2, "name": "Meeting room"}],
-                "tasks": [{"id": i, "resource_id": 1 + i % 2, "title": f"Job {i}",
-                           "starts_at": datetime(2026, 8, i, 8), "ends_at": datetime(2026, 8, i, 17)}
-                          for i in (1, 2, 3)],
+                "tasks": [
+                    {
+                        "id": i,
+                        "resource_id": 1 + i % 2,
+                        "title": f"Job {i}",
+                        "starts_at": datetime(2026, 8, i, 8),
+                        "ends_at": datetime(2026, 8, i, 17),
+                    }
+                    for i in (1, 2, 3)
+                ],
             }
             for table, table_rows in rows.items():
                 columns = list(table_rows[0])
-                conn.execute(text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                                  f"({', '.join(':' + c for c in columns)})"),
-                             [{c: self.value(r[c]) for c in columns} for r in table_rows])
+                conn.execute(
+                    text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"),
+                    [{c: self.value(r[c]) for c in columns} for r in table_rows],
+                )
         engine.dispose()
 
     # -- the inventory copy
@@ -716,10 +1065,14 @@ class ReferenceEstate:
                 data["name_pattern"] = self.name_pattern
             schema = self.variant.schema_for(data.get("connection_id", "")) if self.backend == "postgresql" else None
             if data.get("kind") == "sql" and schema:
-                data = {**{k: v for k, v in data.items() if k not in ("tables", "rules", "exemptions")},
-                        "schema": schema, **{k: data[k] for k in ("exemptions", "tables", "rules") if k in data}}
-            (self.inventory_dir / path.name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
-                                                        encoding="utf-8")
+                data = {
+                    **{k: v for k, v in data.items() if k not in ("tables", "rules", "exemptions")},
+                    "schema": schema,
+                    **{k: data[k] for k in ("exemptions", "tables", "rules") if k in data},
+                }
+            (self.inventory_dir / path.name).write_text(
+                yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+            )
         return self.inventory_dir
 
     def inventory(self) -> Inventory:
@@ -745,7 +1098,8 @@ class ReferenceEstate:
     def expected_trials(self, dropped: frozenset[str]) -> set[str]:
         """The labels :meth:`trial_labels` should give once ``dropped`` are gone."""
         return {label for label in TRIAL_LABELS_ON_SERVER if label not in dropped} | {
-            OTHER_DATABASE.format(tag=self.tag)}
+            OTHER_DATABASE.format(tag=self.tag)
+        }
 
     def snapshot(self) -> dict[str, dict[Any, dict[str, Any]]]:
         """Every row of every table this estate created, by table and primary key."""
@@ -775,10 +1129,14 @@ class ReferenceEstate:
 def all_ids() -> dict[str, set]:
     """Every primary key the fixture writes, by table (suppression list excepted)."""
     return {
-        "companies": {r["id"] for r in COMPANIES}, "contacts": {r["id"] for r in CONTACTS},
-        "interactions": {r["id"] for r in INTERACTIONS}, "trial_signups": {r["id"] for r in TRIAL_SIGNUPS},
-        "legal_holds": {r["id"] for r in LEGAL_HOLDS}, "restrictions": {r["id"] for r in RESTRICTIONS},
-        "newsletter_subscribers": {r["id"] for r in SUBSCRIBERS}, "web_events": {r["id"] for r in WEB_EVENTS},
+        "companies": {r["id"] for r in COMPANIES},
+        "contacts": {r["id"] for r in CONTACTS},
+        "interactions": {r["id"] for r in INTERACTIONS},
+        "trial_signups": {r["id"] for r in TRIAL_SIGNUPS},
+        "legal_holds": {r["id"] for r in LEGAL_HOLDS},
+        "restrictions": {r["id"] for r in RESTRICTIONS},
+        "newsletter_subscribers": {r["id"] for r in SUBSCRIBERS},
+        "web_events": {r["id"] for r in WEB_EVENTS},
         "cookie_consents": {r["id"] for r in COOKIE_CONSENTS},
     }
 
@@ -808,9 +1166,16 @@ def server_connection(url: str) -> str:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return f"sqlite:///{parsed.database}"
-    return json.dumps({"conn_type": "postgres" if backend == "postgresql" else "mysql",
-                       "host": parsed.host, "port": parsed.port, "login": parsed.username,
-                       "password": parsed.password, "schema": parsed.database})
+    return json.dumps(
+        {
+            "conn_type": "postgres" if backend == "postgresql" else "mysql",
+            "host": parsed.host,
+            "port": parsed.port,
+            "login": parsed.username,
+            "password": parsed.password,
+            "schema": parsed.database,
+        }
+    )
 
 
 # --------------------------------------------------------------------------- checking the fixture
@@ -822,9 +1187,13 @@ def _on_delete(engine: Engine, key: dict) -> str:
     if found or engine.dialect.name != "mysql":
         return found
     with engine.connect() as conn:
-        return conn.execute(text(
-            "SELECT delete_rule FROM information_schema.referential_constraints "
-            "WHERE constraint_schema = DATABASE() AND constraint_name = :name"), {"name": key["name"]}).scalar()
+        return conn.execute(
+            text(
+                "SELECT delete_rule FROM information_schema.referential_constraints "
+                "WHERE constraint_schema = DATABASE() AND constraint_name = :name"
+            ),
+            {"name": key["name"]},
+        ).scalar()
 
 
 def check_layout(ref: ReferenceEstate) -> None:
@@ -867,8 +1236,9 @@ def check_layout(ref: ReferenceEstate) -> None:
         for child, column, parent in FOREIGN_KEYS if conn_id == "crm" else ():
             keys = insp.get_foreign_keys(child, schema=schema)
             if variant.on_delete:
-                assert [(k["constrained_columns"], k["referred_table"], _on_delete(engine, k))
-                        for k in keys] == [([column], parent, variant.on_delete)], (child, keys)
+                assert [(k["constrained_columns"], k["referred_table"], _on_delete(engine, k)) for k in keys] == [
+                    ([column], parent, variant.on_delete)
+                ], (child, keys)
                 assert any(i["column_names"] == [column] for i in insp.get_indexes(child, schema=schema)), child
             else:
                 assert keys == [], (child, keys)
@@ -891,4 +1261,5 @@ def check_layout(ref: ReferenceEstate) -> None:
     copies = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(ref.inventory_dir.glob("*.yaml"))]
     assert [c["name_pattern"] for c in copies if c.get("kind") == "trial_databases"] == [ref.name_pattern]
     assert {c["connection_id"]: c.get("schema") for c in copies if c.get("kind") == "sql"} == {
-        conn_id: variant.schema_for(conn_id) if pg else None for conn_id in ("crm", "marketing")}
+        conn_id: variant.schema_for(conn_id) if pg else None for conn_id in ("crm", "marketing")
+    }

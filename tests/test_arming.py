@@ -14,10 +14,17 @@ from lethe.db import make_engine
 from conftest import TEST_KEY
 
 
-@pytest.mark.parametrize(("value", "armed"), [
-    (None, set()), ("", set()), ("[]", set()), ('["crm", "marketing"]', {"crm", "marketing"}),
-    ("crm, trials", {"crm", "trials"}), (["weblogs"], {"weblogs"}),
-])
+@pytest.mark.parametrize(
+    ("value", "armed"),
+    [
+        (None, set()),
+        ("", set()),
+        ("[]", set()),
+        ('["crm", "marketing"]', {"crm", "marketing"}),
+        ("crm, trials", {"crm", "trials"}),
+        (["weblogs"], {"weblogs"}),
+    ],
+)
 def test_the_variable_names_the_armed_sources(value, armed):
     assert parse_armed(value) == armed
 
@@ -36,16 +43,31 @@ def test_every_change_is_recorded_once_and_the_first_enforcing_run_is_told(tmp_p
 
     def switches():
         with trail.engine.connect() as conn:
-            return conn.execute(select(audit_table.c.source, audit_table.c.action, audit_table.c.details)
-                                .where(audit_table.c.action.in_(["armed", "disarmed"]))
-                                .order_by(audit_table.c.seq)).all()
+            return conn.execute(
+                select(audit_table.c.source, audit_table.c.action, audit_table.c.details)
+                .where(audit_table.c.action.in_(["armed", "disarmed"]))
+                .order_by(audit_table.c.seq)
+            ).all()
 
     assert state(False).armed is False and switches() == []  # never armed: nothing to record
     record_switch(trail, "crm", True, by="Dana", how="lethe arm")
     first = state(True)
     assert first.armed and first.first_armed_run and len(switches()) == 1  # known: not recorded again
-    trail.append([AuditEntry(run_id="r", dag_id="d", task_id="t", rule_id="C1", source="crm",
-                             action="rule_summary", subject_key="-", record_count=3, as_of=datetime(2026, 11, 26))])
+    trail.append(
+        [
+            AuditEntry(
+                run_id="r",
+                dag_id="d",
+                task_id="t",
+                rule_id="C1",
+                source="crm",
+                action="rule_summary",
+                subject_key="-",
+                record_count=3,
+                as_of=datetime(2026, 11, 26),
+            )
+        ]
+    )
     assert state(True).first_armed_run is False
 
     # Disarmed in the UI: the run notices and records it; armed again the same way.

@@ -24,9 +24,21 @@ AS_OF = datetime(2026, 11, 26)
 
 
 def entries(n: int, rule="W1") -> list[AuditEntry]:
-    return [AuditEntry(run_id="r", dag_id="d", task_id="t", rule_id=rule, source="marketing",
-                       action="deleted", subject_key=f"{i:064x}", record_count=1, as_of=AS_OF,
-                       details={"table": "web_events"}) for i in range(n)]
+    return [
+        AuditEntry(
+            run_id="r",
+            dag_id="d",
+            task_id="t",
+            rule_id=rule,
+            source="marketing",
+            action="deleted",
+            subject_key=f"{i:064x}",
+            record_count=1,
+            as_of=AS_OF,
+            details={"table": "web_events"},
+        )
+        for i in range(n)
+    ]
 
 
 DROP_GUARDS = {
@@ -94,8 +106,10 @@ def test_reordered_entries_are_caught(trail):
 
 
 def test_the_chain_refuses_updates_and_deletes(trail):
-    for statement in (update(audit_table).where(audit_table.c.seq == 3).values(record_count=2),
-                      delete(audit_table).where(audit_table.c.seq == 5)):
+    for statement in (
+        update(audit_table).where(audit_table.c.seq == 3).values(record_count=2),
+        delete(audit_table).where(audit_table.c.seq == 5),
+    ):
         with pytest.raises(Exception, match="append-only"):
             with trail.engine.begin() as conn:
                 conn.execute(statement)
@@ -129,7 +143,7 @@ def test_crash_after_the_commit_is_chained_exactly_once_by_the_next_run(estate, 
         run_rule(ctx, "C1")
     monkeypatch.setattr(AuditTrail, "drain", real_drain)
     assert ids(estate, "crm", schema.contacts) == set()  # the change committed ...
-    with estate.engine("crm").connect() as conn:            # ... with its entries in the outbox
+    with estate.engine("crm").connect() as conn:  # ... with its entries in the outbox
         assert conn.execute(select(func.count()).select_from(outbox_table)).scalar_one() == 1
     with estate.engine("lethe_audit").connect() as conn:
         assert conn.execute(select(func.count()).select_from(audit_table)).scalar_one() == 0
@@ -178,8 +192,14 @@ def test_cli_verify_and_find(estate, tmp_path):
         conn.execute(update(audit_table).where(audit_table.c.seq == 1).values(action="kept"))
     bad = _cli(env, "audit", "verify")
     assert bad.returncode == 1 and "entry 1" in bad.stderr
-    no_key = _cli({**{k: v for k, v in env.items() if k not in ("LETHE_AUDIT_KEY", "LETHE_DEMO_KEY_FILE")},
-                   "LETHE_ESTATE_DIR": str(tmp_path / "no-estate")}, "audit", "verify")
+    no_key = _cli(
+        {
+            **{k: v for k, v in env.items() if k not in ("LETHE_AUDIT_KEY", "LETHE_DEMO_KEY_FILE")},
+            "LETHE_ESTATE_DIR": str(tmp_path / "no-estate"),
+        },
+        "audit",
+        "verify",
+    )
     assert no_key.returncode == 2 and "no audit key" in no_key.stderr
 
 
@@ -190,8 +210,18 @@ def test_a_person_kept_by_a_hold_leaves_one_trace_per_hold(estate, tmp_path):
 
     empty_estate(estate)
     c1_layout(estate)  # Ann Lee, due for C1 since 2027-02-28 10:00
-    add(estate, "crm", schema.legal_holds, {"id": 1, "email": " ann.lee@EXAMPLE.com", "reason": "dispute",
-                                            "placed_at": datetime(2026, 5, 4, 9, 30), "released_at": None})
+    add(
+        estate,
+        "crm",
+        schema.legal_holds,
+        {
+            "id": 1,
+            "email": " ann.lee@EXAMPLE.com",
+            "reason": "dispute",
+            "placed_at": datetime(2026, 5, 4, 9, 30),
+            "released_at": None,
+        },
+    )
     dry = run_rule(estate.context(datetime(2027, 3, 1), dry_run=True, run_id="dry"), "C1")
     assert dry["exempt_hold"] == 1 and "kept_recorded" not in dry["extra"]
     first = run_rule(estate.context(datetime(2027, 3, 1), run_id="night-1"), "C1")
@@ -207,8 +237,12 @@ def test_a_person_kept_by_a_hold_leaves_one_trace_per_hold(estate, tmp_path):
     # Released, then a new hold: a new trace, since the new date.
     with estate.engine("crm").begin() as conn:
         conn.execute(update(schema.legal_holds).values(released_at=datetime(2027, 3, 3)))
-    add(estate, "crm", schema.legal_holds, {"id": 2, "email": EMAIL_OF_ANN, "reason": "claim",
-                                            "placed_at": datetime(2027, 3, 3), "released_at": None})
+    add(
+        estate,
+        "crm",
+        schema.legal_holds,
+        {"id": 2, "email": EMAIL_OF_ANN, "reason": "claim", "placed_at": datetime(2027, 3, 3), "released_at": None},
+    )
     third = run_rule(estate.context(datetime(2027, 3, 4), run_id="night-3"), "C1")
     assert third["extra"]["kept_recorded"] == 1
 

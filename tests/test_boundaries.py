@@ -39,8 +39,17 @@ def company(cid, since=None, until=None):
 
 
 def contact(pid, company_id, *, created, last=None, email=EMAIL):
-    return {"id": pid, "company_id": company_id, "first_name": "Ann", "last_name": "Lee", "email": email,
-            "phone": "+31 20 123 4567", "job_title": "Planner", "created_at": created, "last_contact_at": last}
+    return {
+        "id": pid,
+        "company_id": company_id,
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "email": email,
+        "phone": "+31 20 123 4567",
+        "job_title": "Planner",
+        "created_at": created,
+        "last_contact_at": last,
+    }
 
 
 def ids(estate, conn_id, table):
@@ -52,8 +61,18 @@ def ids(estate, conn_id, table):
 def c1_layout(estate):
     add(estate, "crm", schema.companies, company(1))
     add(estate, "crm", schema.contacts, contact(1, 1, created=datetime(2023, 5, 1), last=datetime(2024, 2, 29, 10)))
-    add(estate, "crm", schema.interactions, {"id": 1, "contact_id": 1, "occurred_at": datetime(2024, 1, 5),
-                                             "channel": "email", "notes": "Asked for a quote"})
+    add(
+        estate,
+        "crm",
+        schema.interactions,
+        {
+            "id": 1,
+            "contact_id": 1,
+            "occurred_at": datetime(2024, 1, 5),
+            "channel": "email",
+            "notes": "Asked for a quote",
+        },
+    )
 
 
 def c1_created_only(estate):
@@ -64,8 +83,12 @@ def c1_created_only(estate):
 def c1_newest_interaction(estate):
     add(estate, "crm", schema.companies, company(1))
     add(estate, "crm", schema.contacts, contact(1, 1, created=datetime(2020, 1, 1), last=datetime(2021, 1, 1)))
-    add(estate, "crm", schema.interactions, {"id": 1, "contact_id": 1, "occurred_at": datetime(2024, 2, 29, 10),
-                                             "channel": "meeting", "notes": "Demo"})
+    add(
+        estate,
+        "crm",
+        schema.interactions,
+        {"id": 1, "contact_id": 1, "occurred_at": datetime(2024, 2, 29, 10), "channel": "meeting", "notes": "Demo"},
+    )
 
 
 def k1_layout(estate):
@@ -74,22 +97,51 @@ def k1_layout(estate):
 
 
 def n1_layout(estate):
-    add(estate, "marketing", schema.newsletter_subscribers,
-        {"id": 1, "email": EMAIL, "first_name": "Ann", "country": "NL", "subscribed_at": datetime(2025, 1, 1),
-         "unsubscribed_at": datetime(2026, 1, 31, 23, 59, 59)})
+    add(
+        estate,
+        "marketing",
+        schema.newsletter_subscribers,
+        {
+            "id": 1,
+            "email": EMAIL,
+            "first_name": "Ann",
+            "country": "NL",
+            "subscribed_at": datetime(2025, 1, 1),
+            "unsubscribed_at": datetime(2026, 1, 31, 23, 59, 59),
+        },
+    )
 
 
 def w1_layout(estate):
-    add(estate, "marketing", schema.web_events,
-        {"id": 1, "cookie_id": "c" * 32, "cookie_set_at": datetime(2025, 11, 28, 12), "occurred_at":
-         datetime(2025, 11, 28, 12, 5), "url": "https://www.planningpme.fr/", "ip_address": "192.0.2.7",
-         "user_agent": "Mozilla/5.0"})
+    add(
+        estate,
+        "marketing",
+        schema.web_events,
+        {
+            "id": 1,
+            "cookie_id": "c" * 32,
+            "cookie_set_at": datetime(2025, 11, 28, 12),
+            "occurred_at": datetime(2025, 11, 28, 12, 5),
+            "url": "https://www.planningpme.fr/",
+            "ip_address": "192.0.2.7",
+            "user_agent": "Mozilla/5.0",
+        },
+    )
 
 
 def w2_layout(estate):
-    add(estate, "marketing", schema.cookie_consents,
-        {"id": 1, "cookie_id": "d" * 32, "consented_at": datetime(2025, 1, 31), "categories": "analytics",
-         "ip_address": "2001:db8::7"})
+    add(
+        estate,
+        "marketing",
+        schema.cookie_consents,
+        {
+            "id": 1,
+            "cookie_id": "d" * 32,
+            "consented_at": datetime(2025, 1, 31),
+            "categories": "analytics",
+            "ip_address": "2001:db8::7",
+        },
+    )
 
 
 CASES = {
@@ -126,7 +178,12 @@ def test_one_second_before_and_at_the_deadline(estate, case):
         with estate.engine("crm").connect() as conn:
             row = conn.execute(select(schema.contacts)).mappings().one()
         assert (row["first_name"], row["last_name"], row["email"], row["phone"], row["job_title"]) == (
-            "anonymised", "anonymised", None, None, None)
+            "anonymised",
+            "anonymised",
+            None,
+            None,
+            None,
+        )
     else:
         assert ids(estate, conn_id, table) == set()
 
@@ -139,10 +196,24 @@ def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(e
     empty_estate(estate)
     c1_layout(estate)
     add(estate, "crm", schema.contacts, contact(2, 1, created=datetime(2026, 1, 1), email="keep@example.com"))
-    add(estate, "crm", schema.interactions, {"id": 2, "contact_id": 2, "occurred_at": datetime(2026, 1, 2),
-                                             "channel": "phone", "notes": "call back"})
-    add(estate, "crm", schema.trial_signups, {"id": 1, "contact_id": 1, "database_name": "trial_ann",
-                                              "trial_started_at": datetime(2023, 5, 1), "trial_ends_at": datetime(2023, 5, 31)})
+    add(
+        estate,
+        "crm",
+        schema.interactions,
+        {"id": 2, "contact_id": 2, "occurred_at": datetime(2026, 1, 2), "channel": "phone", "notes": "call back"},
+    )
+    add(
+        estate,
+        "crm",
+        schema.trial_signups,
+        {
+            "id": 1,
+            "contact_id": 1,
+            "database_name": "trial_ann",
+            "trial_started_at": datetime(2023, 5, 1),
+            "trial_ends_at": datetime(2023, 5, 31),
+        },
+    )
     trial_file = Path(make_url(estate.urls["trials"]).database) / "trial_ann.sqlite"
     trial_file.write_bytes(b"")
     # While the trial database is on the server, its sign-up row must stay: the contact waits.
@@ -160,12 +231,21 @@ def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(e
 
 def test_active_and_former_customers_are_not_prospects(estate):
     empty_estate(estate)
-    add(estate, "crm", schema.companies, company(1, since=date(2010, 1, 1)),                    # active
-        company(2, since=date(2010, 1, 1), until=date(2030, 1, 1)),                             # ends later
-        company(3, since=date(2010, 1, 1), until=date(2024, 1, 1)))                             # former, < 5 y
+    add(
+        estate,
+        "crm",
+        schema.companies,
+        company(1, since=date(2010, 1, 1)),  # active
+        company(2, since=date(2010, 1, 1), until=date(2030, 1, 1)),  # ends later
+        company(3, since=date(2010, 1, 1), until=date(2024, 1, 1)),
+    )  # former, < 5 y
     for pid, cid in ((1, 1), (2, 2), (3, 3)):
-        add(estate, "crm", schema.contacts, contact(pid, cid, created=datetime(2012, 1, 1),
-                                                    last=datetime(2013, 1, 1), email=f"p{pid}@example.com"))
+        add(
+            estate,
+            "crm",
+            schema.contacts,
+            contact(pid, cid, created=datetime(2012, 1, 1), last=datetime(2013, 1, 1), email=f"p{pid}@example.com"),
+        )
     ctx = estate.context(datetime(2026, 11, 26))
     assert run_rule(ctx, "C1")["deleted"] == 0
     assert run_rule(ctx, "K1")["anonymised"] == 0
@@ -174,13 +254,37 @@ def test_active_and_former_customers_are_not_prospects(estate):
 
 HOLD_CASES = {
     # (table, row, exempt at the as-of 2027-03-01?)
-    "hold-in-force": ("legal_holds", {"placed_at": datetime(2027, 1, 1), "released_at": None, "reason": "dispute"}, True),
-    "hold-placed-at-as-of": ("legal_holds", {"placed_at": datetime(2027, 3, 1), "released_at": None, "reason": "claim"}, True),
-    "hold-placed-after": ("legal_holds", {"placed_at": datetime(2027, 3, 1) + SECOND, "released_at": None, "reason": "claim"}, False),
-    "hold-released-at-as-of": ("legal_holds", {"placed_at": datetime(2026, 1, 1), "released_at": datetime(2027, 3, 1), "reason": "dispute"}, False),
-    "hold-released-after": ("legal_holds", {"placed_at": datetime(2026, 1, 1), "released_at": datetime(2027, 3, 1) + SECOND, "reason": "dispute"}, True),
+    "hold-in-force": (
+        "legal_holds",
+        {"placed_at": datetime(2027, 1, 1), "released_at": None, "reason": "dispute"},
+        True,
+    ),
+    "hold-placed-at-as-of": (
+        "legal_holds",
+        {"placed_at": datetime(2027, 3, 1), "released_at": None, "reason": "claim"},
+        True,
+    ),
+    "hold-placed-after": (
+        "legal_holds",
+        {"placed_at": datetime(2027, 3, 1) + SECOND, "released_at": None, "reason": "claim"},
+        False,
+    ),
+    "hold-released-at-as-of": (
+        "legal_holds",
+        {"placed_at": datetime(2026, 1, 1), "released_at": datetime(2027, 3, 1), "reason": "dispute"},
+        False,
+    ),
+    "hold-released-after": (
+        "legal_holds",
+        {"placed_at": datetime(2026, 1, 1), "released_at": datetime(2027, 3, 1) + SECOND, "reason": "dispute"},
+        True,
+    ),
     "restriction-in-force": ("restrictions", {"requested_at": datetime(2026, 6, 1), "lifted_at": None}, True),
-    "restriction-lifted": ("restrictions", {"requested_at": datetime(2026, 6, 1), "lifted_at": datetime(2027, 2, 1)}, False),
+    "restriction-lifted": (
+        "restrictions",
+        {"requested_at": datetime(2026, 6, 1), "lifted_at": datetime(2027, 2, 1)},
+        False,
+    ),
 }
 
 
@@ -216,8 +320,18 @@ def test_n1_suppresses_the_address_by_keyed_hash_only(estate):
 def test_anonymisation_leaves_nothing_recoverable(estate, backend):
     empty_estate(estate)
     k1_layout(estate)
-    add(estate, "crm", schema.interactions, {"id": 1, "contact_id": 1, "occurred_at": datetime(2019, 1, 1),
-                                             "channel": "email", "notes": "Ann Lee asked to call +31 20 123 4567"})
+    add(
+        estate,
+        "crm",
+        schema.interactions,
+        {
+            "id": 1,
+            "contact_id": 1,
+            "occurred_at": datetime(2019, 1, 1),
+            "channel": "email",
+            "notes": "Ann Lee asked to call +31 20 123 4567",
+        },
+    )
     result = run_rule(estate.context(datetime(2026, 11, 26)), "K1")
     assert result["anonymised"] == 1 and result["related"] == {"interactions": 1}
     originals = ["Ann", "Lee", "ann.lee", "123 4567", "Planner", email_key(TEST_KEY, EMAIL)]
@@ -269,25 +383,56 @@ def test_records_without_an_address_are_decided_while_holds_are_in_force(estate)
     empty_estate(estate)
     old = dict(created=datetime(2020, 1, 1), last=datetime(2021, 1, 1))
     add(estate, "crm", schema.companies, company(1), company(2, since=date(2010, 1, 1), until=date(2015, 1, 1)))
-    add(estate, "crm", schema.contacts,
-        contact(1, 1, **old),                                   # held (EMAIL)
-        contact(2, 1, **old, email=None),                       # no address: due, deleted
-        contact(3, 1, **old, email=""),                         # blank address: due, deleted
-        contact(4, 1, **old, email="other@example.com"),        # due, deleted
+    add(
+        estate,
+        "crm",
+        schema.contacts,
+        contact(1, 1, **old),  # held (EMAIL)
+        contact(2, 1, **old, email=None),  # no address: due, deleted
+        contact(3, 1, **old, email=""),  # blank address: due, deleted
+        contact(4, 1, **old, email="other@example.com"),  # due, deleted
         contact(5, 1, created=datetime(2026, 1, 1), email=None),  # no address, not due: kept
-        contact(6, 1, **old, email="restricted@example.com"),   # restricted
-        contact(7, 2, created=datetime(2012, 1, 1), email=None))  # former customer, no address: K1
-    add(estate, "crm", schema.legal_holds, {"id": 1, "email": EMAIL.upper(), "reason": "dispute",
-                                            "placed_at": datetime(2026, 1, 1), "released_at": None})
-    add(estate, "crm", schema.restrictions, {"id": 1, "email": " Restricted@Example.com", "lifted_at": None,
-                                             "requested_at": datetime(2026, 1, 1)})
-    add(estate, "marketing", schema.newsletter_subscribers,
-        *[{"id": i, "email": email, "first_name": "Ann", "country": "NL", "subscribed_at": datetime(2025, 1, 1),
-           "unsubscribed_at": datetime(2026, 1, 1)} for i, email in ((1, EMAIL), (2, None), (3, ""))])
+        contact(6, 1, **old, email="restricted@example.com"),  # restricted
+        contact(7, 2, created=datetime(2012, 1, 1), email=None),
+    )  # former customer, no address: K1
+    add(
+        estate,
+        "crm",
+        schema.legal_holds,
+        {"id": 1, "email": EMAIL.upper(), "reason": "dispute", "placed_at": datetime(2026, 1, 1), "released_at": None},
+    )
+    add(
+        estate,
+        "crm",
+        schema.restrictions,
+        {"id": 1, "email": " Restricted@Example.com", "lifted_at": None, "requested_at": datetime(2026, 1, 1)},
+    )
+    add(
+        estate,
+        "marketing",
+        schema.newsletter_subscribers,
+        *[
+            {
+                "id": i,
+                "email": email,
+                "first_name": "Ann",
+                "country": "NL",
+                "subscribed_at": datetime(2025, 1, 1),
+                "unsubscribed_at": datetime(2026, 1, 1),
+            }
+            for i, email in ((1, EMAIL), (2, None), (3, ""))
+        ],
+    )
     as_of = datetime(2027, 3, 1)
 
     c1 = run_rule(estate.context(as_of), "C1")
-    assert (c1["due"], c1["eligible"], c1["exempt_hold"], c1["exempt_restriction"], c1["extra"]["waiting"]) == (5, 3, 1, 1, 0)
+    assert (c1["due"], c1["eligible"], c1["exempt_hold"], c1["exempt_restriction"], c1["extra"]["waiting"]) == (
+        5,
+        3,
+        1,
+        1,
+        0,
+    )
     assert c1["due"] == c1["eligible"] + c1["exempt_hold"] + c1["exempt_restriction"] + c1["extra"]["waiting"]
     assert c1["deleted"] == 3 and c1["remaining_after"] == 0
     assert ids(estate, "crm", schema.contacts) == {1, 5, 6, 7}
@@ -295,7 +440,10 @@ def test_records_without_an_address_are_decided_while_holds_are_in_force(estate)
     k1 = run_rule(estate.context(as_of, run_id="k1"), "K1")
     assert (k1["due"], k1["eligible"], k1["anonymised"]) == (1, 1, 1)
     with estate.engine("crm").connect() as conn:
-        assert conn.execute(select(schema.contacts.c.first_name).where(schema.contacts.c.id == 7)).scalar_one() == "anonymised"
+        assert (
+            conn.execute(select(schema.contacts.c.first_name).where(schema.contacts.c.id == 7)).scalar_one()
+            == "anonymised"
+        )
 
     n1 = run_rule(estate.context(as_of, run_id="n1"), "N1")
     assert (n1["due"], n1["eligible"], n1["exempt_hold"], n1["deleted"]) == (3, 2, 1, 2)

@@ -14,25 +14,36 @@ from lethe.config import DEFAULT_INVENTORY
 
 
 def lethe(env, *args):
-    return subprocess.run([sys.executable, "-m", "lethe.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "lethe.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_seed_demo_then_policy_check(tmp_path):
     estate = tmp_path / "estate"
-    env = {**os.environ,
-           "AIRFLOW_CONN_CRM": f"sqlite:///{estate / 'crm.sqlite'}",
-           "AIRFLOW_CONN_MARKETING": f"sqlite:///{estate / 'marketing.sqlite'}",
-           "AIRFLOW_CONN_TRIALS": f"sqlite:///{estate / 'trials'}",
-           "AIRFLOW_CONN_WEBLOGS": json.dumps({"conn_type": "fs", "extra": {"path": str(estate / "weblogs")}})}
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_CRM": f"sqlite:///{estate / 'crm.sqlite'}",
+        "AIRFLOW_CONN_MARKETING": f"sqlite:///{estate / 'marketing.sqlite'}",
+        "AIRFLOW_CONN_TRIALS": f"sqlite:///{estate / 'trials'}",
+        "AIRFLOW_CONN_WEBLOGS": json.dumps({"conn_type": "fs", "extra": {"path": str(estate / "weblogs")}}),
+    }
     seeded = lethe(env, "seed-demo", "--as-of", "2026-11-26", "--estate", str(estate))
     assert seeded.returncode == 0, seeded.stderr
     assert (estate / "demo-audit-key").read_text().startswith("lethe-demo-key-")
 
     ok = lethe(env, "policy", "check")
     assert ok.returncode == 0, ok.stderr
-    for rule, source in (("C1", "crm"), ("K1", "crm"), ("N1", "marketing"), ("W1", "marketing"),
-                         ("W2", "marketing"), ("T1", "trials"), ("L1", "weblogs"), ("L2", "weblogs")):
+    for rule, source in (
+        ("C1", "crm"),
+        ("K1", "crm"),
+        ("N1", "marketing"),
+        ("W1", "marketing"),
+        ("W2", "marketing"),
+        ("T1", "trials"),
+        ("L1", "weblogs"),
+        ("L2", "weblogs"),
+    ):
         assert f"rule {rule} (source {source}): ok: " in ok.stdout
 
     inventory = tmp_path / "inventory"
@@ -40,9 +51,15 @@ def test_seed_demo_then_policy_check(tmp_path):
     data = yaml.safe_load((inventory / "marketing.yaml").read_text())
     data["rules"][1]["trigger"]["latest_of"][0]["column"] = "cookie_stored_at"
     (inventory / "marketing.yaml").write_text(yaml.safe_dump(data))
-    bad = lethe({**env, "LETHE_INVENTORY_DIR": str(inventory),
-                 "AIRFLOW_CONN_WEBLOGS": json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path / "none")}})},
-                "policy", "check")
+    bad = lethe(
+        {
+            **env,
+            "LETHE_INVENTORY_DIR": str(inventory),
+            "AIRFLOW_CONN_WEBLOGS": json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path / "none")}}),
+        },
+        "policy",
+        "check",
+    )
     assert bad.returncode == 1
     assert "rule W1 (source marketing): rule W1: inventory source 'marketing' does not match" in bad.stderr
     assert "column web_events.cookie_stored_at does not exist" in bad.stderr
@@ -68,8 +85,12 @@ def test_seed_demo_is_deterministic(tmp_path):
         assert out.returncode == 0, out.stderr
         logs = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((folder / "weblogs").iterdir())}
         trials = sorted(p.name for p in (folder / "trials").iterdir())
-        return (snapshot(make_engine(f"sqlite:///{folder / 'crm.sqlite'}"), CRM_TABLES),
-                snapshot(make_engine(f"sqlite:///{folder / 'marketing.sqlite'}"), MARKETING_TABLES), logs, trials)
+        return (
+            snapshot(make_engine(f"sqlite:///{folder / 'crm.sqlite'}"), CRM_TABLES),
+            snapshot(make_engine(f"sqlite:///{folder / 'marketing.sqlite'}"), MARKETING_TABLES),
+            logs,
+            trials,
+        )
 
     first, second = seed(tmp_path / "a"), seed(tmp_path / "b")
     assert first == second
@@ -79,8 +100,11 @@ def test_seed_demo_is_deterministic(tmp_path):
 def test_every_command_works_outside_make_on_the_embedded_default(tmp_path):
     """From the venv after `make demo`: no AIRFLOW_CONN_*, no key in the environment."""
     estate = tmp_path / "estate"
-    bare = {k: v for k, v in os.environ.items()
-            if not k.startswith(("AIRFLOW_CONN_", "LETHE_AUDIT_KEY", "LETHE_DEMO_KEY_FILE"))}
+    bare = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW_CONN_", "LETHE_AUDIT_KEY", "LETHE_DEMO_KEY_FILE"))
+    }
     env = {**bare, "LETHE_ESTATE_DIR": str(estate), "LETHE_REPORTS_DIR": str(tmp_path / "reports")}
     assert lethe(env, "seed-demo", "--as-of", "2026-11-26", "--estate", str(estate)).returncode == 0
 
@@ -94,8 +118,11 @@ def test_every_command_works_outside_make_on_the_embedded_default(tmp_path):
     assert lethe(env, "audit", "find", "--email", "nobody@example.com").returncode == 0
 
     # Pointed at other systems, the environment wins, as for the DAGs.
-    other = {**env, "AIRFLOW_CONN_LETHE_AUDIT": f"sqlite:///{tmp_path / 'other-audit.sqlite'}",
-             "LETHE_AUDIT_KEY": "another-key-0123456789abcdef"}
+    other = {
+        **env,
+        "AIRFLOW_CONN_LETHE_AUDIT": f"sqlite:///{tmp_path / 'other-audit.sqlite'}",
+        "LETHE_AUDIT_KEY": "another-key-0123456789abcdef",
+    }
     elsewhere = lethe(other, "audit", "verify")
     assert elsewhere.returncode == 0 and "intact: 0 entries" in elsewhere.stdout
     assert "embedded default" not in elsewhere.stderr

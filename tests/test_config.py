@@ -86,14 +86,17 @@ def test_inventory_action_must_match_policy(tmp_path):
 def test_identifiers_with_odd_characters_are_refused(tmp_path, bad):
     def edit(d):
         d["tables"][bad] = d["tables"].pop("interactions")
+
     folder = inventory_copy(tmp_path, "crm.yaml", edit)
     with pytest.raises(ConfigError, match="not a plain SQL identifier|not under tables"):
         load_inventory(folder, load_policy())
 
 
 def test_inventory_reference_to_unknown_table(tmp_path):
-    folder = inventory_copy(tmp_path, "crm.yaml",
-                             lambda d: d["tables"]["contacts"]["dependents"].append(
-                                 {"table": "notes", "foreign_key": "contact_id"}))
+    folder = inventory_copy(
+        tmp_path,
+        "crm.yaml",
+        lambda d: d["tables"]["contacts"]["dependents"].append({"table": "notes", "foreign_key": "contact_id"}),
+    )
     with pytest.raises(ConfigError, match=r"dependents names table 'notes'"):
         load_inventory(folder, load_policy())

@@ -31,8 +31,13 @@ def airflow_env(tmp_path_factory):
 
 
 def run_runner(env, *args) -> tuple[dict, str]:
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "dag_runner.py"), *args], env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "dag_runner.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = proc.stdout + proc.stderr
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, output[-4000:]
@@ -51,8 +56,9 @@ def test_every_dag_imports_and_follows_the_conventions(airflow_env):
         assert dag["doc_md"].strip().startswith("###"), dag_id
         for task_id, task in dag["tasks"].items():
             # The report is not retried: a retry cannot mend the rule that made it fail.
-            assert task["owner"] == "lethe" and task["retries"] == (0 if task_id == "report" else 2), \
+            assert task["owner"] == "lethe" and task["retries"] == (0 if task_id == "report" else 2), (
                 f"{dag_id}.{task_id}"
+            )
     crm_tasks = set(found["dags"]["lethe_crm_retention"]["tasks"])
     assert {"resolve_run", "C1.scan", "C1.enforce", "C1.summarise", "K1.scan", "report"} <= crm_tasks
 
@@ -69,11 +75,17 @@ def test_a_broken_policy_is_an_import_error_not_a_run(airflow_env, tmp_path):
 
 
 def test_dag_files_parse_without_heavy_imports():
-    code = ("import sys, runpy; runpy.run_path(sys.argv[1]); "
-            "print(sorted(m for m in ('lethe.db', 'lethe.sources.base', 'lethe.runner', 'pandas', 'great_expectations', 'faker') if m in sys.modules))")
+    code = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]); "
+        "print(sorted(m for m in ('lethe.db', 'lethe.sources.base', 'lethe.runner', 'pandas', 'great_expectations', 'faker') if m in sys.modules))"
+    )
     for dag_file in sorted((REPO / "dags").glob("lethe_*.py")):
-        out = subprocess.run([sys.executable, "-c", code, str(dag_file)], capture_output=True, text=True,
-                             env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(dag_file)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip().splitlines()[-1] == "[]", dag_file.name
 
@@ -88,10 +100,15 @@ def demo(airflow_env, tmp_path):
     crm = seed_crm(make_engine(urls["crm"]), as_of, sizes=sizes)
     seed_marketing(make_engine(urls["marketing"]), as_of, crm["emails"], sizes=sizes)
     (estate / "trials").mkdir()  # C1 asks the trial server which sign-ups' databases remain: none here
-    env = {**airflow_env, "AIRFLOW_CONN_CRM": urls["crm"], "AIRFLOW_CONN_MARKETING": urls["marketing"],
-           "AIRFLOW_CONN_LETHE_AUDIT": urls["audit"], "AIRFLOW_CONN_TRIALS": f"sqlite:///{estate / 'trials'}",
-           "LETHE_AUDIT_KEY": TEST_KEY,
-           "LETHE_REPORTS_DIR": str(tmp_path / "reports")}
+    env = {
+        **airflow_env,
+        "AIRFLOW_CONN_CRM": urls["crm"],
+        "AIRFLOW_CONN_MARKETING": urls["marketing"],
+        "AIRFLOW_CONN_LETHE_AUDIT": urls["audit"],
+        "AIRFLOW_CONN_TRIALS": f"sqlite:///{estate / 'trials'}",
+        "LETHE_AUDIT_KEY": TEST_KEY,
+        "LETHE_REPORTS_DIR": str(tmp_path / "reports"),
+    }
     return {"as_of": as_of, "urls": urls, "env": env, "reports": tmp_path / "reports", "crm": crm}
 
 
@@ -156,8 +173,20 @@ def test_nightly_dags_end_to_end_leave_exactly_the_expected_records(demo):
 def test_a_missing_audit_key_stops_the_run_before_anything_changes(demo):
     env = {k: v for k, v in demo["env"].items() if k != "LETHE_AUDIT_KEY"}
     before = snapshots(demo["urls"])
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "dag_runner.py"), "test", "lethe_crm_retention",
-                           demo["as_of"].isoformat(), "{}"], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "dag_runner.py"),
+            "test",
+            "lethe_crm_retention",
+            demo["as_of"].isoformat(),
+            "{}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "no audit key" in proc.stdout + proc.stderr
     assert snapshots(demo["urls"]) == before
 
@@ -171,8 +200,13 @@ def test_dry_run_param_and_rule_selection(demo):
     assert latest["dry_run"] is True and latest["rules"] == []  # no real run yet
     assert sum(r["deleted"] for r in latest["dry_rules"]) > 0
 
-    result, output = run_runner(demo["env"], "test", "lethe_crm_retention", demo["as_of"].isoformat(),
-                                json.dumps({"as_of": "2026-11-26", "rules": ["K1"]}))
+    result, output = run_runner(
+        demo["env"],
+        "test",
+        "lethe_crm_retention",
+        demo["as_of"].isoformat(),
+        json.dumps({"as_of": "2026-11-26", "rules": ["K1"]}),
+    )
     assert result["state"] == "success", output[-3000:]
     assert result["tasks"]["C1.enforce"].endswith("skipped") and result["tasks"]["K1.enforce"].endswith("success")
     crm_after, _ = snapshots(demo["urls"])
@@ -180,9 +214,20 @@ def test_dry_run_param_and_rule_selection(demo):
 
     # The rules param offers the DAG's rule ids only: an unknown one is refused before a run exists.
     before = snapshots(demo["urls"])
-    bad = subprocess.run([sys.executable, str(REPO / "tests" / "dag_runner.py"), "test", "lethe_crm_retention",
-                          demo["as_of"].isoformat(), json.dumps({"rules": ["C9"]})], env=demo["env"],
-                         capture_output=True, text=True, timeout=600)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "dag_runner.py"),
+            "test",
+            "lethe_crm_retention",
+            demo["as_of"].isoformat(),
+            json.dumps({"rules": ["C9"]}),
+        ],
+        env=demo["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert bad.returncode != 0 and "'C9' is not one of ['C1', 'K1']" in bad.stdout + bad.stderr
     assert snapshots(demo["urls"]) == before
 
@@ -191,11 +236,13 @@ def test_a_failed_rule_fails_fast_and_the_report_says_why(demo, tmp_path):
     """A name the database lacks stops its rule only; neither it nor the report task retries."""
     from test_config import inventory_copy
 
-    folder = inventory_copy(tmp_path, "marketing.yaml",
-                                 lambda d: d["rules"][1]["trigger"]["latest_of"][0].update(column="cookie_stored_at"))
+    folder = inventory_copy(
+        tmp_path, "marketing.yaml", lambda d: d["rules"][1]["trigger"]["latest_of"][0].update(column="cookie_stored_at")
+    )
     env = {**demo["env"], "LETHE_INVENTORY_DIR": str(folder)}
-    result, output = run_runner(env, "test", "lethe_marketing_retention", demo["as_of"].isoformat(),
-                                json.dumps({"as_of": "2026-11-26"}))
+    result, output = run_runner(
+        env, "test", "lethe_marketing_retention", demo["as_of"].isoformat(), json.dumps({"as_of": "2026-11-26"})
+    )
     assert result["state"].endswith("failed")
     assert result["tasks"]["W1.scan"].endswith("failed") and result["tries"]["W1.scan"] == 1
     assert result["tasks"]["report"].endswith("failed") and result["tries"]["report"] == 1
@@ -215,8 +262,13 @@ def test_until_a_source_is_armed_every_run_is_a_dry_run(demo):
 
     env = {k: v for k, v in demo["env"].items() if k != "AIRFLOW_VAR_LETHE_ARMED_SOURCES"}
     before = snapshots(demo["urls"])
-    result, output = run_runner(env, "test", "lethe_marketing_retention", demo["as_of"].isoformat(),
-                                json.dumps({"as_of": "2026-11-26", "dry_run": False}))
+    result, output = run_runner(
+        env,
+        "test",
+        "lethe_marketing_retention",
+        demo["as_of"].isoformat(),
+        json.dumps({"as_of": "2026-11-26", "dry_run": False}),
+    )
     assert result["state"] == "success", output[-3000:]
     assert snapshots(demo["urls"]) == before
     assert "DRY RUN: enforcement is not armed for source marketing" in output
@@ -231,14 +283,17 @@ def test_until_a_source_is_armed_every_run_is_a_dry_run(demo):
     # Armed (here through the Variable, as the UI sets it): the next run enforces, and the
     # switch is recorded before anything changes.
     armed_env = {**env, "AIRFLOW_VAR_LETHE_ARMED_SOURCES": '["marketing"]'}
-    result, output = run_runner(armed_env, "test", "lethe_marketing_retention", demo["as_of"].isoformat(),
-                                json.dumps({"as_of": "2026-11-26"}))
+    result, output = run_runner(
+        armed_env, "test", "lethe_marketing_retention", demo["as_of"].isoformat(), json.dumps({"as_of": "2026-11-26"})
+    )
     assert result["state"] == "success", output[-3000:]
     assert snapshots(demo["urls"])[1] != before[1]
     with engine.connect() as conn:
-        rows = conn.execute(select(audit_table.c.seq, audit_table.c.action, audit_table.c.details)
-                            .where(audit_table.c.source == "marketing", audit_table.c.action.in_(["armed", "deleted"]))
-                            .order_by(audit_table.c.seq)).all()
+        rows = conn.execute(
+            select(audit_table.c.seq, audit_table.c.action, audit_table.c.details)
+            .where(audit_table.c.source == "marketing", audit_table.c.action.in_(["armed", "deleted"]))
+            .order_by(audit_table.c.seq)
+        ).all()
     assert rows[0].action == "armed" and "Airflow Variable" in json.loads(rows[0].details)["by"]
     assert {r.action for r in rows[1:]} == {"deleted"}
     newest = max((demo["reports"] / "lethe_marketing_retention").glob("*/report.json"), key=lambda p: p.stat().st_mtime)

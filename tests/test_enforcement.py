@@ -50,10 +50,17 @@ def test_enforcement_matches_the_oracle_exactly(estate, backend, as_of):
         assert marketing_after[name] == marketing_expected[name], f"{backend}: table {name} differs"
     # The counts in the results are the changes that happened.
     assert results["C1"]["deleted"] == len(crm_before["contacts"]) - len(crm_after["contacts"]) > 0
-    assert results["N1"]["deleted"] == len(marketing_before["newsletter_subscribers"]) - len(
-        marketing_after["newsletter_subscribers"]) > 0
+    assert (
+        results["N1"]["deleted"]
+        == len(marketing_before["newsletter_subscribers"]) - len(marketing_after["newsletter_subscribers"])
+        > 0
+    )
     assert results["W1"]["deleted"] == len(marketing_before["web_events"]) - len(marketing_after["web_events"]) > 0
-    assert results["W2"]["deleted"] == len(marketing_before["cookie_consents"]) - len(marketing_after["cookie_consents"]) > 0
+    assert (
+        results["W2"]["deleted"]
+        == len(marketing_before["cookie_consents"]) - len(marketing_after["cookie_consents"])
+        > 0
+    )
     assert results["K1"]["anonymised"] > 0
     assert all(r["remaining_after"] == 0 and r["status"] == "ok" for r in results.values())
     assert results["C1"]["exempt_hold"] + results["C1"]["exempt_restriction"] > 0
@@ -97,20 +104,26 @@ def test_an_unknown_column_stops_the_rules_that_use_it_and_only_those(estate, tm
     seeded(estate, as_of)
     # K1 rewrites personal data: a personal-data column the CRM lacks stops it. C1 deletes whole
     # rows and never names that column: it is not stopped.
-    folder = inventory_copy(tmp_path, "crm.yaml",
-                            lambda d: d["tables"]["contacts"]["personal_data"].update(mobile={"anonymise": "null"}))
+    folder = inventory_copy(
+        tmp_path, "crm.yaml", lambda d: d["tables"]["contacts"]["personal_data"].update(mobile={"anonymise": "null"})
+    )
     policy = load_policy()
     inventory = load_inventory(folder, policy)
     before = snapshots(estate)
     ctx = estate.context(as_of, policy=policy, inventory=inventory)
-    with pytest.raises(SchemaMismatch, match=r"^rule K1: .*column contacts\.mobile does not exist.*Nothing was changed"):
+    with pytest.raises(
+        SchemaMismatch, match=r"^rule K1: .*column contacts\.mobile does not exist.*Nothing was changed"
+    ):
         run_rule(ctx, "K1")
     assert snapshots(estate) == before
     assert run_rule(ctx, "C1")["deleted"] > 0
 
     # A trigger column only C1 reads stops C1, not K1.
-    folder = inventory_copy(tmp_path / "second", "crm.yaml",
-                            lambda d: d["rules"][0]["trigger"]["latest_of"][0].update(column="last_touch_at"))
+    folder = inventory_copy(
+        tmp_path / "second",
+        "crm.yaml",
+        lambda d: d["rules"][0]["trigger"]["latest_of"][0].update(column="last_touch_at"),
+    )
     ctx = estate.context(as_of, policy=policy, inventory=load_inventory(folder, policy), run_id="second")
     before = snapshots(estate)
     with pytest.raises(SchemaMismatch, match=r"^rule C1: .*column contacts\.last_touch_at does not exist"):
@@ -126,9 +139,13 @@ def test_batches_commit_with_their_audit_entries(estate):
     results = run_all(estate, as_of, batch_size=5)
     assert results["W1"]["batches"] > 10
     with estate.engine("lethe_audit").connect() as conn:
-        per_rule = dict(conn.execute(
-            select(audit_table.c.rule_id, func.count()).where(audit_table.c.action.in_(["deleted", "anonymised"]))
-            .group_by(audit_table.c.rule_id)).all())
+        per_rule = dict(
+            conn.execute(
+                select(audit_table.c.rule_id, func.count())
+                .where(audit_table.c.action.in_(["deleted", "anonymised"]))
+                .group_by(audit_table.c.rule_id)
+            ).all()
+        )
         entry_ids = conn.execute(select(func.count(func.distinct(audit_table.c.entry_id)))).scalar_one()
         total = conn.execute(select(func.count()).select_from(audit_table)).scalar_one()
     for rule, result in results.items():
@@ -139,8 +156,9 @@ def test_batches_commit_with_their_audit_entries(estate):
 def test_a_misnamed_hold_column_stops_every_rule_that_consults_holds_and_only_those(estate, tmp_path):
     as_of = datetime(2026, 11, 26)
     seeded(estate, as_of)
-    folder = inventory_copy(tmp_path, "crm.yaml",
-                            lambda d: d["exemptions"]["legal_hold"].update(in_force_until="lifted_on"))
+    folder = inventory_copy(
+        tmp_path, "crm.yaml", lambda d: d["exemptions"]["legal_hold"].update(in_force_until="lifted_on")
+    )
     policy = load_policy()
     ctx = estate.context(as_of, policy=policy, inventory=load_inventory(folder, policy))
     before = snapshots(estate)

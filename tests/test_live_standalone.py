@@ -61,8 +61,9 @@ class Api:
 
     def login(self) -> None:
         passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
-        token = self.session.post(f"{self.base}/auth/token",
-                                  json={"username": "admin", "password": passwords["admin"]}, timeout=10)
+        token = self.session.post(
+            f"{self.base}/auth/token", json={"username": "admin", "password": passwords["admin"]}, timeout=10
+        )
         token.raise_for_status()
         self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
 
@@ -89,25 +90,37 @@ def standalone(tmp_path):
     seed_marketing(make_engine(f"sqlite:///{estate / 'marketing.sqlite'}"), as_of, crm["emails"], sizes=sizes)
     home = tmp_path / "airflow"
     port = _free_port()
-    env = {**airflow_environment(home),
-           "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-           "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
-           "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-           "AIRFLOW_CONN_CRM": f"sqlite:///{estate / 'crm.sqlite'}",
-           "AIRFLOW_CONN_MARKETING": f"sqlite:///{estate / 'marketing.sqlite'}",
-           "AIRFLOW_CONN_LETHE_AUDIT": f"sqlite:///{estate / 'audit.sqlite'}",
-           "AIRFLOW_CONN_TRIALS": f"sqlite:///{estate / 'trials'}",
-           "LETHE_AUDIT_KEY": TEST_KEY, "LETHE_REPORTS_DIR": str(tmp_path / "reports"),
-           "AIRFLOW_BIN": str(Path(sys.executable).with_name("airflow")),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **airflow_environment(home),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW_CONN_CRM": f"sqlite:///{estate / 'crm.sqlite'}",
+        "AIRFLOW_CONN_MARKETING": f"sqlite:///{estate / 'marketing.sqlite'}",
+        "AIRFLOW_CONN_LETHE_AUDIT": f"sqlite:///{estate / 'audit.sqlite'}",
+        "AIRFLOW_CONN_TRIALS": f"sqlite:///{estate / 'trials'}",
+        "LETHE_AUDIT_KEY": TEST_KEY,
+        "LETHE_REPORTS_DIR": str(tmp_path / "reports"),
+        "AIRFLOW_BIN": str(Path(sys.executable).with_name("airflow")),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     # As a new user: nothing is armed (the Variable lives in Airflow's metadata database).
     env.pop("AIRFLOW_VAR_LETHE_ARMED_SOURCES")
     log = open(tmp_path / "standalone.log", "w")
-    proc = subprocess.Popen([str(REPO / "scripts" / "airflow-standalone"), "start"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(REPO / "scripts" / "airflow-standalone"), "start"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
-        yield {"env": env, "home": home, "estate": estate, "proc": proc, "port": port, "tmp": tmp_path,
-               "log": tmp_path / "standalone.log"}
+        yield {
+            "env": env,
+            "home": home,
+            "estate": estate,
+            "proc": proc,
+            "port": port,
+            "tmp": tmp_path,
+            "log": tmp_path / "standalone.log",
+        }
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -144,11 +157,17 @@ def test_unpause_dry_run_arm_enforce_and_ctrl_c(standalone):
     assert logs.ok and "DRY RUN: enforcement is not armed for source marketing" in json.dumps(logs.json())
 
     # A person arms the source; the next run enforces.
-    armed = subprocess.run([sys.executable, "-m", "lethe.cli", "arm", "marketing", "--by", "Dana (DPO)"], env=env,
-                           capture_output=True, text=True, timeout=120)
+    armed = subprocess.run(
+        [sys.executable, "-m", "lethe.cli", "arm", "marketing", "--by", "Dana (DPO)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert armed.returncode == 0, armed.stderr
-    trigger = api.session.post(f"{api.base}/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None, "conf": {}},
-                               timeout=10)
+    trigger = api.session.post(
+        f"{api.base}/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None, "conf": {}}, timeout=10
+    )
     trigger.raise_for_status()
     run_id = trigger.json()["dag_run_id"]
     done = _wait("the armed run to finish", lambda: api.finished(run_id), timeout=300)
@@ -161,8 +180,11 @@ def test_unpause_dry_run_arm_enforce_and_ctrl_c(standalone):
     # Its as-of is the trigger's (later than the scheduled night's), so at least as much is due.
     assert removed == sum(r["deleted"] for r in enforced["rules"]) >= would
     with make_engine(env["AIRFLOW_CONN_LETHE_AUDIT"]).connect() as conn:
-        rows = conn.execute(select(audit_table.c.action, audit_table.c.details, audit_table.c.dry_run)
-                            .where(audit_table.c.source == "marketing").order_by(audit_table.c.seq)).all()
+        rows = conn.execute(
+            select(audit_table.c.action, audit_table.c.details, audit_table.c.dry_run)
+            .where(audit_table.c.source == "marketing")
+            .order_by(audit_table.c.seq)
+        ).all()
     actions = [r.action for r in rows]
     armed_at = actions.index("armed")
     assert json.loads(rows[armed_at].details)["by"] == "Dana (DPO)"

@@ -72,15 +72,15 @@ def run(estate, folder, rule_id, as_of=AS_OF, **kwargs) -> dict:
 
 def line(client: str, when: datetime, path: str = "/index.html") -> bytes:
     stamp = when.strftime("%d/%b/%Y:%H:%M:%S +0000")
-    return (f'{client} - - [{stamp}] "GET {path} HTTP/1.1" 200 1234 "-" '
-            f'"Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"\n').encode()
+    return (
+        f'{client} - - [{stamp}] "GET {path} HTTP/1.1" 200 1234 "-" "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"\n'
+    ).encode()
 
 
 def write_log(folder: Path, day: date, data: bytes, *, gz: bool = False, mode: int = 0o640) -> Path:
     path = folder / (f"access.log-{day:%Y%m%d}" + (".gz" if gz else ""))
     if gz:
-        with open(path, "wb") as raw, gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=raw,
-                                                    mtime=0) as out:
+        with open(path, "wb") as raw, gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=raw, mtime=0) as out:
             out.write(data)
     else:
         path.write_bytes(data)
@@ -131,8 +131,9 @@ def audit_rows(estate) -> list[dict]:
 
 
 def file_records(estate, action: str, *, dry_run: bool = False) -> list[dict]:
-    return [json.loads(r["details"]) for r in audit_rows(estate)
-            if r["action"] == action and bool(r["dry_run"]) == dry_run]
+    return [
+        json.loads(r["details"]) for r in audit_rows(estate) if r["action"] == action and bool(r["dry_run"]) == dry_run
+    ]
 
 
 def clients_of(data: bytes) -> list[str]:
@@ -200,14 +201,14 @@ def test_garbage_long_lines_and_invalid_utf8_are_kept_without_loss(estate, folde
     lines = [
         line("83.149.9.216", datetime(2026, 8, 1, 1)),
         b"\x00\x01\x02 binary garbage \xff\xfe\xfd\n",
-        b"83.149.9.216 - - [01/Aug/2026:01:00:00 +0000] \"GET /" + long_tail + b" HTTP/1.1\" 200 1\n",
+        b'83.149.9.216 - - [01/Aug/2026:01:00:00 +0000] "GET /' + long_tail + b' HTTP/1.1" 200 1\n',
         b"not-an-address " + long_tail + b"\n",
-        b"2001:db8::1 - - [01/Aug/2026:02:00:00 +0000] \"GET /caf\xe9 HTTP/1.1\" 200 1 \"-\" \"\xc3\x28\"\r\n",
+        b'2001:db8::1 - - [01/Aug/2026:02:00:00 +0000] "GET /caf\xe9 HTTP/1.1" 200 1 "-" "\xc3\x28"\r\n',
         b"\xe9\xe9\xe9 - - invalid UTF-8 where the address should be\n",
         b"\n",
         b"   \n",
-        b"- - - [01/Aug/2026:03:00:00 +0000] \"GET / HTTP/1.1\" 400 0 \"-\" \"-\"\n",
-        b"66.249.73.135 - - [01/Aug/2026:04:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"no line end\"",
+        b'- - - [01/Aug/2026:03:00:00 +0000] "GET / HTTP/1.1" 400 0 "-" "-"\n',
+        b'66.249.73.135 - - [01/Aug/2026:04:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "no line end"',
     ]
     data = b"".join(lines)
     for gz, day in ((False, date(2026, 8, 1)), (True, date(2026, 8, 2))):
@@ -232,15 +233,18 @@ def test_garbage_long_lines_and_invalid_utf8_are_kept_without_loss(estate, folde
 # --------------------------------------------------------------------------- deadlines
 
 
-@pytest.mark.parametrize("rule_id, day, period", [
-    ("L1", date(2026, 8, 28), Period(days=90)),
-    ("L1", date(2024, 2, 29), Period(days=90)),     # leap day
-    ("L1", date(2025, 12, 31), Period(days=90)),    # year end
-    ("L2", date(2025, 11, 26), Period(months=12)),
-    ("L2", date(2024, 2, 29), Period(months=12)),   # leap day: due on 2025-02-28
-    ("L2", date(2025, 1, 31), Period(months=12)),   # month end
-    ("L2", date(2023, 2, 28), Period(months=12)),   # 2024-02-28, not the 29th
-])
+@pytest.mark.parametrize(
+    "rule_id, day, period",
+    [
+        ("L1", date(2026, 8, 28), Period(days=90)),
+        ("L1", date(2024, 2, 29), Period(days=90)),  # leap day
+        ("L1", date(2025, 12, 31), Period(days=90)),  # year end
+        ("L2", date(2025, 11, 26), Period(months=12)),
+        ("L2", date(2024, 2, 29), Period(months=12)),  # leap day: due on 2025-02-28
+        ("L2", date(2025, 1, 31), Period(months=12)),  # month end
+        ("L2", date(2023, 2, 28), Period(months=12)),  # 2024-02-28, not the 29th
+    ],
+)
 def test_due_exactly_at_the_deadline_not_one_second_before(estate, folder, rule_id, day, period):
     path = write_log(folder, day, day_log(day, ["83.149.9.216", "2001:db8::1"]), gz=True)
     deadline = add_period(datetime(day.year, day.month, day.day), period)
@@ -320,8 +324,9 @@ def test_dry_run_changes_nothing(estate, folder):
 def test_second_run_changes_nothing(estate, folder, backend):
     for back in (30, 95, 96, 300, 370):
         day = (AS_OF - timedelta(days=back)).date()
-        write_log(folder, day, day_log(day, ["83.149.9.216", "2001:db8::1", "66.249.73.135"]),
-                  gz=back > GZIP_AFTER_DAYS)
+        write_log(
+            folder, day, day_log(day, ["83.149.9.216", "2001:db8::1", "66.249.73.135"]), gz=back > GZIP_AFTER_DAYS
+        )
     first = {rule: run(estate, folder, rule, run_id="first") for rule in ("L1", "L2")}
     assert first["L1"]["anonymised"] == 3 and first["L2"]["deleted"] == 1
     after_first = snapshot(folder)
@@ -347,7 +352,8 @@ def test_a_file_changed_since_anonymised_is_noticed_and_anonymised_again(estate,
     scanned = scan_rule(context(estate, folder), "L1")
     assert scanned["eligible"] == 1 and scanned["extra"]["changed_since_anonymised"] == 1
     assert work_items(context(estate, folder), "L1") == [
-        {"name": path.name, "date": "2026-08-01", "changed_since_anonymised": True}]
+        {"name": path.name, "date": "2026-08-01", "changed_since_anonymised": True}
+    ]
     again = run(estate, folder, "L1")
     assert again["anonymised"] == 1 and again["extra"]["changed_since_anonymised"] == 1
     assert again["extra"]["addresses_truncated"] == 4
@@ -427,10 +433,16 @@ def test_killed_mid_rewrite_leaves_the_whole_file(estate, folder, gz):
     path = write_log(folder, day, data, gz=gz, mode=0o640)
     original = path.read_bytes()
     tmp = folder / temp_name(path.name)
-    args = {"as_of": AS_OF.isoformat(), "key": TEST_KEY, "audit_url": estate.urls["lethe_audit"],
-            "folder": str(folder), "name": path.name}
-    proc = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, json.dumps(args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = {
+        "as_of": AS_OF.isoformat(),
+        "key": TEST_KEY,
+        "audit_url": estate.urls["lethe_audit"],
+        "folder": str(folder),
+        "name": path.name,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASH_SCRIPT, json.dumps(args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 60
         while size_of(tmp) <= (64 << 10):
@@ -607,8 +619,11 @@ def test_demo_estate_ends_with_the_right_files_truncated_and_deleted(estate, fol
     sizes = [len(read(folder / n).splitlines()) for n in info["files"]]
     assert 100 <= min(sizes) and max(sizes) <= 1000, "a few hundred lines each"
     every_client = {c for n in info["files"] for c in clients_of(read(folder / n))}
-    versions = {ipaddress.ip_address(c).version for c in every_client if not c.endswith(".net")
-                and not c.endswith(".org") and not c.endswith(".com")}
+    versions = {
+        ipaddress.ip_address(c).version
+        for c in every_client
+        if not c.endswith(".net") and not c.endswith(".org") and not c.endswith(".com")
+    }
     assert versions == {4, 6}
     before = snapshot(folder)
 
@@ -640,8 +655,11 @@ def test_demo_estate_ends_with_the_right_files_truncated_and_deleted(estate, fol
 
     # No address of the input is in the audit trail, the report or the log.
     report_path, failed = write_run_report(
-        dag_id="lethe_weblogs_retention", root=tmp_path / "reports", results=results,
-        run={"run_id": "demo", "as_of": AS_OF.isoformat(), "dry_run": False, "rules": ["L1", "L2"]})
+        dag_id="lethe_weblogs_retention",
+        root=tmp_path / "reports",
+        results=results,
+        run={"run_id": "demo", "as_of": AS_OF.isoformat(), "dry_run": False, "rules": ["L1", "L2"]},
+    )
     assert not failed
     html = (report_path.parent / "report.html").read_text()
     assert "addresses truncated" in html and "files skipped done" in html
@@ -677,10 +695,19 @@ def test_weblogs_dag_maps_one_enforce_task_per_file(tmp_path):
         "print(json.dumps({t.task_id: [type(t).__name__, getattr(t, 'map_index_template', None)]"
         " for t in dag.tasks}))\n"
     )
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    out = subprocess.run([sys.executable, "-c", script, str(REPO / "dags" / "lethe_weblogs_retention.py")],
-                         env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(REPO / "dags" / "lethe_weblogs_retention.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     tasks = json.loads(out.stdout.strip().splitlines()[-1])
     for rule in ("L1", "L2"):

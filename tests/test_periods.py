@@ -7,18 +7,21 @@ import pytest
 from lethe.periods import Period, add_period, resolve_as_of, subtract_period, to_utc_naive
 
 
-@pytest.mark.parametrize("start, period, expected", [
-    ("2024-02-29 00:00:00", "3 years", "2027-02-28 00:00:00"),     # leap day, clamped
-    ("2024-02-29 13:45:10", "4 years", "2028-02-29 13:45:10"),     # leap day to leap day
-    ("2025-01-31 00:00:00", "13 months", "2026-02-28 00:00:00"),   # month end, clamped
-    ("2027-01-31 23:59:59", "13 months", "2028-02-29 23:59:59"),   # into a leap February
-    ("2025-03-31 08:00:00", "1 month", "2025-04-30 08:00:00"),
-    ("2025-12-31 00:00:00", "2 months", "2026-02-28 00:00:00"),
-    ("2025-11-28 12:00:00", "90 days", "2026-02-26 12:00:00"),
-    ("2026-11-26 00:00:00", "0 days", "2026-11-26 00:00:00"),
-    ("2021-11-26 00:00:00", "5 years", "2026-11-26 00:00:00"),
-    ("2025-12-31 23:59:59", "12 months", "2026-12-31 23:59:59"),
-])
+@pytest.mark.parametrize(
+    "start, period, expected",
+    [
+        ("2024-02-29 00:00:00", "3 years", "2027-02-28 00:00:00"),  # leap day, clamped
+        ("2024-02-29 13:45:10", "4 years", "2028-02-29 13:45:10"),  # leap day to leap day
+        ("2025-01-31 00:00:00", "13 months", "2026-02-28 00:00:00"),  # month end, clamped
+        ("2027-01-31 23:59:59", "13 months", "2028-02-29 23:59:59"),  # into a leap February
+        ("2025-03-31 08:00:00", "1 month", "2025-04-30 08:00:00"),
+        ("2025-12-31 00:00:00", "2 months", "2026-02-28 00:00:00"),
+        ("2025-11-28 12:00:00", "90 days", "2026-02-26 12:00:00"),
+        ("2026-11-26 00:00:00", "0 days", "2026-11-26 00:00:00"),
+        ("2021-11-26 00:00:00", "5 years", "2026-11-26 00:00:00"),
+        ("2025-12-31 23:59:59", "12 months", "2026-12-31 23:59:59"),
+    ],
+)
 def test_add_period_clamps_to_month_end(start, period, expected):
     assert add_period(datetime.fromisoformat(start), Period.parse(period)) == datetime.fromisoformat(expected)
 

@@ -57,8 +57,12 @@ from reference_estate import (
     server_connection,
 )
 
-DAG_IDS = ["lethe_trials_retention", "lethe_crm_retention", "lethe_marketing_retention",
-           "lethe_weblogs_retention"]  # trials before crm: C1's wait is settled by then
+DAG_IDS = [
+    "lethe_trials_retention",
+    "lethe_crm_retention",
+    "lethe_marketing_retention",
+    "lethe_weblogs_retention",
+]  # trials before crm: C1's wait is settled by then
 
 
 def pairs(selected):
@@ -68,8 +72,13 @@ def pairs(selected):
 @pytest.fixture
 def reference(backend, variant, estate, tmp_path):
     """The reference estate on ``backend`` in ``variant`` (crm, marketing and audit from ``estate``)."""
-    ref = ReferenceEstate(backend, VARIANTS[variant], estate.urls, tmp_path / "reference",
-                          server_url=None if backend == "sqlite" else SERVER_URLS[backend])
+    ref = ReferenceEstate(
+        backend,
+        VARIANTS[variant],
+        estate.urls,
+        tmp_path / "reference",
+        server_url=None if backend == "sqlite" else SERVER_URLS[backend],
+    )
     try:
         ref.build()
         yield ref
@@ -86,8 +95,9 @@ def counts(results: dict[str, dict], expected: dict[str, dict]) -> dict[str, dic
     picked = {}
     for rule, names in expected.items():
         result = results[rule]
-        picked[rule] = {name: (result.get("extra") or {}).get(name) if name == "waiting" else result.get(name)
-                        for name in names}
+        picked[rule] = {
+            name: (result.get("extra") or {}).get(name) if name == "waiting" else result.get(name) for name in names
+        }
     return picked
 
 
@@ -130,8 +140,15 @@ def test_every_rule_at_its_boundaries(reference, estate):
 
     # One second before the as-of: everything due earlier goes, nothing whose deadline is the as-of.
     early = run_every_rule(estate, inventory, AS_OF - SECOND, "early")
-    assert_estate(reference, before, minus(REMOVED, AT_DEADLINE), ANONYMISED, DROPPED_TRIALS - TRIALS_AT_DEADLINE,
-                  SUPPRESSED - SUPPRESSED_AT_DEADLINE, "one second before the as-of")
+    assert_estate(
+        reference,
+        before,
+        minus(REMOVED, AT_DEADLINE),
+        ANONYMISED,
+        DROPPED_TRIALS - TRIALS_AT_DEADLINE,
+        SUPPRESSED - SUPPRESSED_AT_DEADLINE,
+        "one second before the as-of",
+    )
 
     # At the as-of: exactly what is due at the as-of itself goes too.
     on_time = run_every_rule(estate, inventory, AS_OF, "on-time")
@@ -141,13 +158,15 @@ def test_every_rule_at_its_boundaries(reference, estate):
     assert counts(on_time, AT_AS_OF_RUN) == AT_AS_OF_RUN
     for results in (early, on_time):
         assert {r: (res["status"], res["remaining_after"]) for r, res in results.items()} == {
-            r: ("ok", 0) for r in RULE_ORDER}
+            r: ("ok", 0) for r in RULE_ORDER
+        }
 
     # A second run at the same as-of changes nothing.
     after = reference.snapshot()
     again = run_every_rule(estate, inventory, AS_OF, "again")
     assert {r: (res["deleted"], res["anonymised"], res["eligible"]) for r, res in again.items()} == {
-        r: (0, 0, 0) for r in RULE_ORDER}
+        r: (0, 0, 0) for r in RULE_ORDER
+    }
     assert reference.snapshot() == after
     assert reference.trial_labels() == reference.expected_trials(DROPPED_TRIALS)
     assert AuditTrail(estate.engine("lethe_audit"), TEST_KEY).verify().ok
@@ -173,8 +192,9 @@ def tz_estate(request, tmp_path_factory):
     databases = Databases("postgresql", root)
     urls = {conn_id: databases.new(conn_id.replace("lethe_", "")) for conn_id in ("crm", "marketing", "lethe_audit")}
     engines = Engines(resolve=lambda conn_id: urls[conn_id])
-    ref = ReferenceEstate("postgresql", VARIANTS[request.param], urls, root / "reference",
-                          server_url=SERVER_URLS["postgresql"])
+    ref = ReferenceEstate(
+        "postgresql", VARIANTS[request.param], urls, root / "reference", server_url=SERVER_URLS["postgresql"]
+    )
     try:
         ref.build()
         check_layout(ref)
@@ -207,9 +227,19 @@ def airflow_env(tmp_path_factory):
 
 def run_dags(env) -> tuple[dict, str]:
     as_of = AS_OF.replace(tzinfo=timezone.utc).isoformat()
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "reference_dag_runner.py"), as_of,
-                           json.dumps({"as_of": as_of}), *DAG_IDS],
-                          env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "reference_dag_runner.py"),
+            as_of,
+            json.dumps({"as_of": as_of}),
+            *DAG_IDS,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     output = proc.stdout + proc.stderr
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, output[-4000:]
@@ -217,8 +247,11 @@ def run_dags(env) -> tuple[dict, str]:
 
 
 @pytest.mark.airflow
-@pytest.mark.parametrize("backend,variant", pairs([("sqlite", "plain"), ("postgresql", "pg_tz_paris"),
-                                                   ("mariadb", "plain")]), indirect=["backend"])
+@pytest.mark.parametrize(
+    "backend,variant",
+    pairs([("sqlite", "plain"), ("postgresql", "pg_tz_paris"), ("mariadb", "plain")]),
+    indirect=["backend"],
+)
 def test_the_nightly_dags_on_the_reference_estate(reference, airflow_env, tmp_path):
     assert sorted(DAG_IDS) == sorted(p.stem for p in (REPO / "dags").glob("*.py")), "a DAG is not run here"
     check_layout(reference)
@@ -227,8 +260,10 @@ def test_the_nightly_dags_on_the_reference_estate(reference, airflow_env, tmp_pa
     reports = tmp_path / "reports"
     env = {
         **airflow_env,
-        **{f"AIRFLOW_CONN_{conn_id.upper()}": server_connection(reference.urls[conn_id])
-           for conn_id in ("crm", "marketing", "lethe_audit", "trials")},
+        **{
+            f"AIRFLOW_CONN_{conn_id.upper()}": server_connection(reference.urls[conn_id])
+            for conn_id in ("crm", "marketing", "lethe_audit", "trials")
+        },
         "AIRFLOW_CONN_WEBLOGS": json.dumps({"conn_type": "fs", "extra": {"path": str(reference.weblogs)}}),
         "LETHE_INVENTORY_DIR": str(reference.inventory_dir),
         "LETHE_AUDIT_KEY": TEST_KEY,
@@ -239,11 +274,15 @@ def test_the_nightly_dags_on_the_reference_estate(reference, airflow_env, tmp_pa
     found, output = run_dags(env)
     (tmp_path / "dag_output.txt").write_text(output)  # the task logs, for a failure below
     assert found["errors"] == {}, found["errors"]
-    failed = {dag_id: {t: s for t, s in run["tasks"].items() if not s.endswith(("success", "skipped"))}
-              for dag_id, run in found["runs"].items() if run["state"] != "success"}
+    failed = {
+        dag_id: {t: s for t, s in run["tasks"].items() if not s.endswith(("success", "skipped"))}
+        for dag_id, run in found["runs"].items()
+        if run["state"] != "success"
+    }
     assert {dag_id: run["state"] for dag_id, run in found["runs"].items()} == {d: "success" for d in DAG_IDS}, (
-        f"failed tasks {failed}; seconds {({d: r.get('seconds') for d, r in found['runs'].items()})}\n"
-        + output[-6000:])
+        f"failed tasks {failed}; seconds { ({d: r.get('seconds') for d, r in found['runs'].items()}) }\n"
+        + output[-6000:]
+    )
 
     rules, dry = {}, {}
     for dag_id in DAG_IDS:
@@ -262,7 +301,8 @@ def test_the_nightly_dags_on_the_reference_estate(reference, airflow_env, tmp_pa
         assert data == expected_log_text(name), name
     assert counts(rules, NIGHTLY_RUN) == NIGHTLY_RUN
     assert {r: (e["status"], e["remaining_after"]) for r, e in rules.items()} == {
-        r: ("ok", 0) for r in (*RULE_ORDER, "L1", "L2")}
+        r: ("ok", 0) for r in (*RULE_ORDER, "L1", "L2")
+    }
 
     engine = make_engine(reference.urls["lethe_audit"])
     try:

@@ -21,36 +21,65 @@ import pytest
 
 from lethe.report import refresh_latest, write_run_report
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WIDTH, HEIGHT = 1280, 2000
-EXPECTED_VERDICT = ("Every rule was kept: nothing past its deadline remains. 2 records were already past their "
-                    "deadline when the run began (a missed or failed night) and were removed.")
+EXPECTED_VERDICT = (
+    "Every rule was kept: nothing past its deadline remains. 2 records were already past their "
+    "deadline when the run began (a missed or failed night) and were removed."
+)
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
 
 def chromium() -> str:
     found = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
     if not found:
-        pytest.fail("chromium is not installed: run `make browser` (as root: apt-get update && "
-                    "apt-get install -y --no-install-recommends chromium chromium-driver)", pytrace=False)
+        pytest.fail(
+            "chromium is not installed: run `make browser` (as root: apt-get update && "
+            "apt-get install -y --no-install-recommends chromium chromium-driver)",
+            pytrace=False,
+        )
     return found
 
 
 def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     profile.mkdir()
-    proc = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=180
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
 
 def result(rule, **counts):
-    base = {"rule_id": rule, "source": "crm", "action": "delete", "dry_run": False, "as_of": "2026-11-26T00:00:00",
-            "eligible": 3, "deleted": 3, "anonymised": 0, "exempt_hold": 0, "exempt_restriction": 0,
-            "overdue_before": 0, "remaining_after": 0, "batches": 1, "related": {}, "extra": {}, "status": "ok",
-            "error": ""}
+    base = {
+        "rule_id": rule,
+        "source": "crm",
+        "action": "delete",
+        "dry_run": False,
+        "as_of": "2026-11-26T00:00:00",
+        "eligible": 3,
+        "deleted": 3,
+        "anonymised": 0,
+        "exempt_hold": 0,
+        "exempt_restriction": 0,
+        "overdue_before": 0,
+        "remaining_after": 0,
+        "batches": 1,
+        "related": {},
+        "extra": {},
+        "status": "ok",
+        "error": "",
+    }
     return {**base, **counts}
 
 
@@ -66,20 +95,41 @@ def latest_page(tmp_path) -> Path:
     """Real runs of two DAGs, then a dry run of one of them at a future as-of."""
     root = tmp_path / "reports"
     base = {"as_of": "2026-11-26T00:00:00", "dry_run": False, "demo_key": False}
-    write_run_report(dag_id="lethe_crm_retention", root=root,
-                     run={**base, "run_id": "scheduled__2026-11-26", "rules": ["C1", "K1"], "source": "crm",
-                          "armed": True},
-                     results={"C1": result("C1", overdue_before=2, related={"interactions": 12}),
-                              "K1": result("K1", deleted=0, anonymised=4, eligible=4)})
-    write_run_report(dag_id="lethe_marketing_retention", root=root,
-                     run={**base, "run_id": "scheduled__2026-11-26", "rules": ["N1", "W1", "W2"]},
-                     results={"N1": result("N1"), "W1": result("W1", eligible=0, deleted=0),
-                              "W2": result("W2", eligible=1, deleted=1)})
-    write_run_report(dag_id="lethe_crm_retention", root=root,
-                     run={**base, "run_id": "manual__what-if", "as_of": "2027-12-31T00:00:00", "dry_run": True,
-                          "dry_run_reason": "requested", "rules": ["C1", "K1"]},
-                     results={"C1": result("C1", eligible=40, deleted=40, remaining_after=40, overdue_before=30),
-                              "K1": result("K1", eligible=5, deleted=0, anonymised=5, remaining_after=5)})
+    write_run_report(
+        dag_id="lethe_crm_retention",
+        root=root,
+        run={**base, "run_id": "scheduled__2026-11-26", "rules": ["C1", "K1"], "source": "crm", "armed": True},
+        results={
+            "C1": result("C1", overdue_before=2, related={"interactions": 12}),
+            "K1": result("K1", deleted=0, anonymised=4, eligible=4),
+        },
+    )
+    write_run_report(
+        dag_id="lethe_marketing_retention",
+        root=root,
+        run={**base, "run_id": "scheduled__2026-11-26", "rules": ["N1", "W1", "W2"]},
+        results={
+            "N1": result("N1"),
+            "W1": result("W1", eligible=0, deleted=0),
+            "W2": result("W2", eligible=1, deleted=1),
+        },
+    )
+    write_run_report(
+        dag_id="lethe_crm_retention",
+        root=root,
+        run={
+            **base,
+            "run_id": "manual__what-if",
+            "as_of": "2027-12-31T00:00:00",
+            "dry_run": True,
+            "dry_run_reason": "requested",
+            "rules": ["C1", "K1"],
+        },
+        results={
+            "C1": result("C1", eligible=40, deleted=40, remaining_after=40, overdue_before=30),
+            "K1": result("K1", eligible=5, deleted=0, anonymised=5, remaining_after=5),
+        },
+    )
     set_generated_at(root, "lethe_crm_retention", "scheduled__2026-11-26", "2026-11-26T02:00:09+00:00")
     set_generated_at(root, "lethe_marketing_retention", "scheduled__2026-11-26", "2026-11-26T02:00:11+00:00")
     set_generated_at(root, "lethe_crm_retention", "manual__what-if", "2026-11-26T09:12:00+00:00")
@@ -135,8 +185,8 @@ def png_pixels(data: bytes) -> tuple[int, int, int, list[bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, [], None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
         elif kind == b"IDAT":
@@ -153,7 +203,7 @@ def png_pixels(data: bytes) -> tuple[int, int, int, list[bytes]]:
     prev, rows = bytearray(stride), []
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         if kind == 1:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 255
@@ -180,7 +230,7 @@ def colours(png: Path) -> tuple[tuple[int, int], set[tuple[int, ...]]]:
         from PIL import Image
     except ImportError:
         width, height, bpp, rows = png_pixels(png.read_bytes())
-        found = {tuple(row[x * bpp:x * bpp + min(bpp, 3)]) for row in rows[::4] for x in range(0, width, 2)}
+        found = {tuple(row[x * bpp : x * bpp + min(bpp, 3)]) for row in rows[::4] for x in range(0, width, 2)}
         return (width, height), found
     with Image.open(png) as image:
         rgb = image.convert("RGB")

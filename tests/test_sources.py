@@ -60,22 +60,41 @@ def csv_kind(tmp_path):
 @pytest.fixture
 def csv_estate(tmp_path, csv_kind, monkeypatch):
     policy = yaml.safe_load(DEFAULT_POLICY.read_text())
-    policy["rules"].append({"id": "X1", "description": "CSV export rows are deleted 30 days after export.",
-                            "policy_section": "§6.2", "legal_basis": "storage limitation",
-                            "data_category": "exports", "trigger": "export date", "period": "30 days",
-                            "period_source": "default", "action": "delete_rows"})
+    policy["rules"].append(
+        {
+            "id": "X1",
+            "description": "CSV export rows are deleted 30 days after export.",
+            "policy_section": "§6.2",
+            "legal_basis": "storage limitation",
+            "data_category": "exports",
+            "trigger": "export date",
+            "period": "30 days",
+            "period_source": "default",
+            "action": "delete_rows",
+        }
+    )
     (tmp_path / "retention.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True))
     inventory = tmp_path / "inventory"
     inventory.mkdir()
-    (inventory / "exports.yaml").write_text(yaml.safe_dump({
-        "source": "exports", "kind": "csv_folder", "connection_id": "exports", "date_column": "exported_at",
-        "rules": [{"rule": "X1", "action": "delete_rows"}]}))
+    (inventory / "exports.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "source": "exports",
+                "kind": "csv_folder",
+                "connection_id": "exports",
+                "date_column": "exported_at",
+                "rules": [{"rule": "X1", "action": "delete_rows"}],
+            }
+        )
+    )
     folder = tmp_path / "exports"
     folder.mkdir()
-    (folder / "leads.csv").write_text("email,exported_at\n"
-                                      "old@example.com,2026-09-01T10:00:00\n"
-                                      "edge@example.com,2026-10-27T00:00:00\n"
-                                      "new@example.com,2026-11-20T08:00:00\n")
+    (folder / "leads.csv").write_text(
+        "email,exported_at\n"
+        "old@example.com,2026-09-01T10:00:00\n"
+        "edge@example.com,2026-10-27T00:00:00\n"
+        "new@example.com,2026-11-20T08:00:00\n"
+    )
     monkeypatch.setenv("LETHE_POLICY_FILE", str(tmp_path / "retention.yaml"))
     monkeypatch.setenv("LETHE_INVENTORY_DIR", str(inventory))
     audit_url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
@@ -85,8 +104,16 @@ def csv_estate(tmp_path, csv_kind, monkeypatch):
 
 
 def context(engines, folder, *, dry_run=False):
-    return make_context(run_id="csv-run", dag_id="test_dag", task_id="test_task", as_of=AS_OF, dry_run=dry_run,
-                        key=TEST_KEY, engines=engines, folder_for=lambda conn_id: str(folder))
+    return make_context(
+        run_id="csv-run",
+        dag_id="test_dag",
+        task_id="test_task",
+        as_of=AS_OF,
+        dry_run=dry_run,
+        key=TEST_KEY,
+        engines=engines,
+        folder_for=lambda conn_id: str(folder),
+    )
 
 
 def test_the_registry_derives_the_inventory_union_actions_and_mapped_kinds():
@@ -101,8 +128,9 @@ def test_an_unknown_kind_or_action_names_the_valid_ones(tmp_path):
     (inventory / "x.yaml").write_text("source: x\nkind: nosql\nconnection_id: x\n")
     with pytest.raises(ConfigError, match="'sql', 'trial_databases', 'log_folder'"):
         load_inventory(inventory)
-    (inventory / "x.yaml").write_text("source: x\nkind: log_folder\nconnection_id: x\n"
-                                      "rules: [{rule: L1, action: shred}]\n")
+    (inventory / "x.yaml").write_text(
+        "source: x\nkind: log_folder\nconnection_id: x\nrules: [{rule: L1, action: shred}]\n"
+    )
     with pytest.raises(ConfigError, match="'truncate_ip' or 'delete_file'"):
         load_inventory(inventory)
     policy = yaml.safe_load(DEFAULT_POLICY.read_text())
@@ -136,8 +164,9 @@ def test_a_kind_added_from_a_test_runs_through_the_runner(csv_estate):
     assert result["eligible"] == 2 and result["deleted"] == 2 and result["remaining_after"] == 0
     assert (folder / "leads.csv").read_text() == "email,exported_at\nnew@example.com,2026-11-20T08:00:00\n"
     with engines("lethe_audit").connect() as conn:
-        summaries = conn.execute(select(audit_table.c.details).where(audit_table.c.rule_id == "X1",
-                                                                     audit_table.c.dry_run == False)).all()  # noqa: E712
+        summaries = conn.execute(
+            select(audit_table.c.details).where(audit_table.c.rule_id == "X1", audit_table.c.dry_run.is_(False))
+        ).all()
     assert [json.loads(d)["deleted"] for (d,) in summaries] == [2]
 
     (folder / "bad.csv").write_text("email,when\n")

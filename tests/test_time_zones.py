@@ -75,22 +75,27 @@ def build(case: str, databases) -> str:
     # session settings); the literals carry their offsets, or are UTC, so the instants are exact.
     writer = create_engine(location)
     with writer.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TABLE cookie_consents (id INTEGER PRIMARY KEY, cookie_id VARCHAR(64) NOT NULL,"
-                             f" consented_at {column_type}, categories VARCHAR(100), ip_address VARCHAR(45))")
+        conn.exec_driver_sql(
+            f"CREATE TABLE cookie_consents (id INTEGER PRIMARY KEY, cookie_id VARCHAR(64) NOT NULL,"
+            f" consented_at {column_type}, categories VARCHAR(100), ip_address VARCHAR(45))"
+        )
         if backend == "mariadb" and style == "aware":
             # A TIMESTAMP is stored in UTC and read in the session's zone: write it in UTC.
             conn.exec_driver_sql("SET time_zone = '+00:00'")
         for rid, moment in ((1, DUE), (2, ONE_SECOND_SHORT)):
             value = _literal(moment, "naive" if backend == "mariadb" and style == "aware" else style)
-            conn.execute(text("INSERT INTO cookie_consents (id, cookie_id, consented_at, categories) "
-                              "VALUES (:id, :cookie, :at, 'analytics')"),
-                         {"id": rid, "cookie": f"c{rid}", "at": value})
+            conn.execute(
+                text(
+                    "INSERT INTO cookie_consents (id, cookie_id, consented_at, categories) "
+                    "VALUES (:id, :cookie, :at, 'analytics')"
+                ),
+                {"id": rid, "cookie": f"c{rid}", "at": value},
+            )
     writer.dispose()
     return location.render_as_string(hide_password=False)
 
 
-@pytest.mark.parametrize(("backend", "case"), [(CASES[c][0], c) for c in CASES], indirect=["backend"],
-                         ids=list(CASES))
+@pytest.mark.parametrize(("backend", "case"), [(CASES[c][0], c) for c in CASES], indirect=["backend"], ids=list(CASES))
 def test_deadline_is_the_same_utc_instant_in_every_time_zone(backend, case, databases):
     from conftest import Estate
 
@@ -120,16 +125,25 @@ def test_text_in_another_form_stops_the_rule_naming_the_rows(backend, databases)
     url = databases.new("tz")
     writer = create_engine(make_url(url))
     with writer.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE cookie_consents (id INTEGER PRIMARY KEY, cookie_id VARCHAR(64) NOT NULL,"
-                             " consented_at VARCHAR(40), categories VARCHAR(100), ip_address VARCHAR(45))")
+        conn.exec_driver_sql(
+            "CREATE TABLE cookie_consents (id INTEGER PRIMARY KEY, cookie_id VARCHAR(64) NOT NULL,"
+            " consented_at VARCHAR(40), categories VARCHAR(100), ip_address VARCHAR(45))"
+        )
         for rid, value in ((1, "2025-01-31 00:00:00"), (2, "31/01/2025"), (3, "2025-01-31T00:00:00+0100")):
-            conn.execute(text("INSERT INTO cookie_consents (id, cookie_id, consented_at, categories) "
-                              "VALUES (:id, :c, :v, 'analytics')"), {"id": rid, "c": f"c{rid}", "v": value})
+            conn.execute(
+                text(
+                    "INSERT INTO cookie_consents (id, cookie_id, consented_at, categories) "
+                    "VALUES (:id, :c, :v, 'analytics')"
+                ),
+                {"id": rid, "c": f"c{rid}", "v": value},
+            )
     writer.dispose()
     urls = {"marketing": url, "lethe_audit": databases.new("audit")}
     estate = Estate(urls, Engines(resolve=lambda conn_id: urls[conn_id]))
     try:
-        with pytest.raises(BadData, match=r"cookie_consents\.consented_at holds values that are not dates in rows with id 2, 3\."):
+        with pytest.raises(
+            BadData, match=r"cookie_consents\.consented_at holds values that are not dates in rows with id 2, 3\."
+        ):
             run_rule(estate.context(AS_OF), "W2")
         with estate.engine("marketing").connect() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM cookie_consents")).scalar_one() == 3

@@ -78,22 +78,45 @@ class Trials:
         self._ids[table] = self._ids.get(table, 0) + 1
         return self._ids[table]
 
-    def signup(self, database_name: str, ends: datetime, *, subscribed: datetime | None = None,
-               email: str | None = None, contact: int | None = None) -> int:
+    def signup(
+        self,
+        database_name: str,
+        ends: datetime,
+        *,
+        subscribed: datetime | None = None,
+        email: str | None = None,
+        contact: int | None = None,
+    ) -> int:
         """A sign-up row (with its own contact unless one is given)."""
         with self.crm.begin() as conn:
             if contact is None:
                 contact = self._next("contacts")
                 email = email or f"trial.person{contact}@example.org"
                 self.emails[contact] = email
-                conn.execute(insert(schema.contacts), {
-                    "id": contact, "company_id": 1, "first_name": "Ann", "last_name": f"Lee{contact}",
-                    "email": email, "created_at": AS_OF - timedelta(days=30), "last_contact_at": None})
+                conn.execute(
+                    insert(schema.contacts),
+                    {
+                        "id": contact,
+                        "company_id": 1,
+                        "first_name": "Ann",
+                        "last_name": f"Lee{contact}",
+                        "email": email,
+                        "created_at": AS_OF - timedelta(days=30),
+                        "last_contact_at": None,
+                    },
+                )
             key = self._next("trial_signups")
-            conn.execute(insert(schema.trial_signups), {
-                "id": key, "contact_id": contact, "database_name": database_name,
-                "trial_started_at": ends - timedelta(days=30), "trial_ends_at": ends,
-                "subscribed_at": subscribed})
+            conn.execute(
+                insert(schema.trial_signups),
+                {
+                    "id": key,
+                    "contact_id": contact,
+                    "database_name": database_name,
+                    "trial_started_at": ends - timedelta(days=30),
+                    "trial_ends_at": ends,
+                    "subscribed_at": subscribed,
+                },
+            )
         return key
 
     def trial(self, label: str, ends: datetime, **kwargs) -> str:
@@ -109,14 +132,23 @@ class Trials:
 
     def hold(self, email: str, placed: datetime, released: datetime | None = None) -> None:
         with self.crm.begin() as conn:
-            conn.execute(insert(schema.legal_holds), {"id": self._next("legal_holds"), "email": email,
-                                                      "reason": "dispute", "placed_at": placed,
-                                                      "released_at": released})
+            conn.execute(
+                insert(schema.legal_holds),
+                {
+                    "id": self._next("legal_holds"),
+                    "email": email,
+                    "reason": "dispute",
+                    "placed_at": placed,
+                    "released_at": released,
+                },
+            )
 
     def restriction(self, email: str, requested: datetime, lifted: datetime | None = None) -> None:
         with self.crm.begin() as conn:
-            conn.execute(insert(schema.restrictions), {"id": self._next("restrictions"), "email": email,
-                                                       "requested_at": requested, "lifted_at": lifted})
+            conn.execute(
+                insert(schema.restrictions),
+                {"id": self._next("restrictions"), "email": email, "requested_at": requested, "lifted_at": lifted},
+            )
 
     # -- looking
 
@@ -311,7 +343,10 @@ def test_system_and_lethes_own_databases_are_never_candidates(trials, backend):
     after = trials.present()  # other test runs may share the server: look at our names only
     assert set(system) <= after and own <= after and orphan in after
     assert victim not in after
-    assert orphan in result["extra"]["orphan_names"] or result["extra"]["orphans"] > len(result["extra"]["orphan_names"]) - 1
+    assert (
+        orphan in result["extra"]["orphan_names"]
+        or result["extra"]["orphans"] > len(result["extra"]["orphan_names"]) - 1
+    )
     assert result["deleted"] == 1 and result["extra"]["refused"] == len(system) + len(own)
     assert trials.catalog()[victim] == [AS_OF]
     for name in system:
@@ -319,8 +354,14 @@ def test_system_and_lethes_own_databases_are_never_candidates(trials, backend):
 
 
 def test_odd_names_are_refused_not_dropped(trials, backend):
-    odd = [trials.name("o'brien"), trials.name("x;drop"), trials.name("a b"), trials.name("tick`s"),
-           trials.name('dq"x'), trials.name("new\nline")]
+    odd = [
+        trials.name("o'brien"),
+        trials.name("x;drop"),
+        trials.name("a b"),
+        trials.name("tick`s"),
+        trials.name('dq"x'),
+        trials.name("new\nline"),
+    ]
     outside = [f"Trial_{trials.tag}Upper", f"trial{trials.tag}x", trials.name("x" * 45)]
     for name in odd + outside:
         trials.signup(name, OLD)
@@ -522,16 +563,30 @@ def test_the_dag_maps_one_named_enforce_task_per_database_in_the_pool(tmp_path):
     crm = make_engine(f"sqlite:///{estate / 'crm.sqlite'}")
     schema.crm.create_all(crm)
     fake, rng = Faker("en_GB"), random.Random(3)
-    names = {"trial_alpha": OLD, "trial_beta": DEADLINE, "trial_gamma": DEADLINE + SECOND,
-             "trial_delta": OLD - timedelta(days=50)}
+    names = {
+        "trial_alpha": OLD,
+        "trial_beta": DEADLINE,
+        "trial_gamma": DEADLINE + SECOND,
+        "trial_delta": OLD - timedelta(days=50),
+    }
     with crm.begin() as conn:
         conn.execute(insert(schema.companies), {"id": 1, "name": "P", "country": "NL"})
         for i, (name, ends) in enumerate(names.items(), start=1):
-            conn.execute(insert(schema.contacts), {"id": i, "company_id": 1, "email": f"p{i}@example.org",
-                                                   "created_at": AS_OF - timedelta(days=10)})
-            conn.execute(insert(schema.trial_signups), {
-                "id": i, "contact_id": i, "database_name": name, "trial_started_at": ends - timedelta(days=30),
-                "trial_ends_at": ends, "subscribed_at": AS_OF if name == "trial_delta" else None})
+            conn.execute(
+                insert(schema.contacts),
+                {"id": i, "company_id": 1, "email": f"p{i}@example.org", "created_at": AS_OF - timedelta(days=10)},
+            )
+            conn.execute(
+                insert(schema.trial_signups),
+                {
+                    "id": i,
+                    "contact_id": i,
+                    "database_name": name,
+                    "trial_started_at": ends - timedelta(days=30),
+                    "trial_ends_at": ends,
+                    "subscribed_at": AS_OF if name == "trial_delta" else None,
+                },
+            )
     for name in names:
         create_trial_database(f"sqlite:///{folder}", name, fake, rng, AS_OF)
     create_trial_database(f"sqlite:///{folder}", "trial_orphan", fake, rng, AS_OF)
@@ -545,21 +600,29 @@ def test_the_dag_maps_one_named_enforce_task_per_database_in_the_pool(tmp_path):
         "AIRFLOW_CONN_LETHE_AUDIT": f"sqlite:///{estate / 'audit.sqlite'}",
         "AIRFLOW_CONN_TRIALS": f"sqlite:///{folder}",
         "AIRFLOW_CONN_WEBLOGS": json.dumps({"conn_type": "fs", "extra": {"path": str(estate / "weblogs")}}),
-        "LETHE_AUDIT_KEY": TEST_KEY, "LETHE_REPORTS_DIR": str(tmp_path / "reports"),
+        "LETHE_AUDIT_KEY": TEST_KEY,
+        "LETHE_REPORTS_DIR": str(tmp_path / "reports"),
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
-    proc = subprocess.run([airflow, "dags", "test", "lethe_trials_retention", "2026-11-26", "-c",
-                           json.dumps({"as_of": "2026-11-26"})], env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [airflow, "dags", "test", "lethe_trials_retention", "2026-11-26", "-c", json.dumps({"as_of": "2026-11-26"})],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
     with sqlite3.connect(home / "airflow.db") as db:
-        mapped = db.execute("SELECT map_index, rendered_map_index, state, pool FROM task_instance "
-                            "WHERE task_id = 'T1.enforce' ORDER BY map_index").fetchall()
-    assert [(m[1], m[2], m[3]) for m in mapped] == [("trial_alpha", "success", "lethe_trial_drops"),
-                                                    ("trial_beta", "success", "lethe_trial_drops")]
-    assert {p.name for p in folder.iterdir()} == {"trial_gamma.sqlite", "trial_delta.sqlite",
-                                                  "trial_orphan.sqlite"}
+        mapped = db.execute(
+            "SELECT map_index, rendered_map_index, state, pool FROM task_instance "
+            "WHERE task_id = 'T1.enforce' ORDER BY map_index"
+        ).fetchall()
+    assert [(m[1], m[2], m[3]) for m in mapped] == [
+        ("trial_alpha", "success", "lethe_trial_drops"),
+        ("trial_beta", "success", "lethe_trial_drops"),
+    ]
+    assert {p.name for p in folder.iterdir()} == {"trial_gamma.sqlite", "trial_delta.sqlite", "trial_orphan.sqlite"}
     report = json.loads(next((tmp_path / "reports" / "lethe_trials_retention").glob("*/report.json")).read_text())
     t1 = report["rules"][0]
     assert t1["deleted"] == 2 and t1["remaining_after"] == 0 and t1["status"] == "ok"
@@ -575,5 +638,4 @@ def test_a_trial_kept_by_a_hold_leaves_one_trace(trials):
     assert first["extra"]["kept_recorded"] == 1 and second["extra"]["kept_recorded"] == 0
     kept = trials.audit("kept_by_legal_hold")
     assert len(kept) == 1 and kept[0]["subject_key"] == email_key(TEST_KEY, "held.trace@example.org")
-    assert json.loads(kept[0]["details"]) == {"database": held,
-                                              "since": (AS_OF - timedelta(days=10)).isoformat()}
+    assert json.loads(kept[0]["details"]) == {"database": held, "since": (AS_OF - timedelta(days=10)).isoformat()}

@@ -78,7 +78,7 @@ def nightly_dag_settings(source_id: str, doc: str = "") -> dict[str, Any]:
         "default_args": DEFAULT_ARGS,
         "params": retention_params(rule_ids),
         "description": f"Retention rules {', '.join(rule_ids)}: {source.description} "
-                       f"(dry run until armed: lethe arm {source_id})",
+        f"(dry run until armed: lethe arm {source_id})",
         "doc_md": dag_doc(source_id, doc),
         "tags": ["lethe", "retention", source_id],
     }
@@ -91,29 +91,46 @@ def dag_doc(source_id: str, doc: str) -> str:
     for rule_id in inventory.rules_of(source_id):
         rule = policy.rule(rule_id)
         default = ", **configured default** (the policy states no period)" if rule.is_default else ""
-        lines.append(f"| **{rule.id}** | {rule.description} | {rule.period} ({rule.trigger}){default} | "
-                     f"{rule.action} | {rule.policy_section} |")
+        lines.append(
+            f"| **{rule.id}** | {rule.description} | {rule.period} ({rule.trigger}){default} | "
+            f"{rule.action} | {rule.policy_section} |"
+        )
     table = "\n".join(lines)
     heading, _, rest = doc.strip().partition("\n")
-    return (f"{heading}\n\nRules of the policy *{policy.policy.name}*, read from the policy file when this "
-            f"DAG was parsed:\n\n"
-            f"{table}\n\n{rest.strip()}\n")
+    return (
+        f"{heading}\n\nRules of the policy *{policy.policy.name}*, read from the policy file when this "
+        f"DAG was parsed:\n\n"
+        f"{table}\n\n{rest.strip()}\n"
+    )
 
 
 def retention_params(rule_ids: list[str]) -> dict[str, Param]:
     return {
-        "dry_run": Param(False, type="boolean", title="Dry run",
-                         description="Report what would change; change nothing. Every run of a source "
-                                     "that is not armed is a dry run anyway.",
-                         section="Run"),
-        "as_of": Param(None, type=["null", "string"], format="date-time", title="As of",
-                       description="Decide as of this instant (a date means 00:00 UTC). "
-                                   "Empty: the run's data interval end.",
-                       section="Run"),
-        "rules": Param(None, type=["null", "array"], items={"type": "string", "enum": rule_ids},
-                       examples=rule_ids, title="Rules",
-                       description=f"Only these rules (empty: every rule of this DAG: {', '.join(rule_ids)}).",
-                       section="Run"),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Report what would change; change nothing. Every run of a source "
+            "that is not armed is a dry run anyway.",
+            section="Run",
+        ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="As of",
+            description="Decide as of this instant (a date means 00:00 UTC). Empty: the run's data interval end.",
+            section="Run",
+        ),
+        "rules": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": rule_ids},
+            examples=rule_ids,
+            title="Rules",
+            description=f"Only these rules (empty: every rule of this DAG: {', '.join(rule_ids)}).",
+            section="Run",
+        ),
     }
 
 
@@ -192,12 +209,20 @@ def _context_for(run: dict[str, Any]):
 
     context = get_current_context()
     ti = context["ti"]
-    return make_context(run_id=run["run_id"], dag_id=ti.dag_id, task_id=ti.task_id,
-                        as_of=to_utc_naive(run["as_of"]), dry_run=run["dry_run"], key=audit_key(),
-                        engines=Engines(resolve=connection_url), folder_for=connection_path,
-                        batch_size=int(os.environ.get("LETHE_BATCH_SIZE", "1000")),
-                        policy=policy_and_inventory()[0], inventory=policy_and_inventory()[1],
-                        create_audit=False)  # resolve_run created it, once for the run
+    return make_context(
+        run_id=run["run_id"],
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        as_of=to_utc_naive(run["as_of"]),
+        dry_run=run["dry_run"],
+        key=audit_key(),
+        engines=Engines(resolve=connection_url),
+        folder_for=connection_path,
+        batch_size=int(os.environ.get("LETHE_BATCH_SIZE", "1000")),
+        policy=policy_and_inventory()[0],
+        inventory=policy_and_inventory()[1],
+        create_audit=False,
+    )  # resolve_run created it, once for the run
 
 
 @task
@@ -208,33 +233,53 @@ def resolve_run(source_id: str) -> dict[str, Any]:
 
     context = get_current_context()
     params, dag_run = context["params"], context["dag_run"]
-    as_of = resolve_as_of(params.get("as_of"), context.get("data_interval_end"),
-                          context.get("logical_date"), getattr(dag_run, "run_after", None))
+    as_of = resolve_as_of(
+        params.get("as_of"),
+        context.get("data_interval_end"),
+        context.get("logical_date"),
+        getattr(dag_run, "run_after", None),
+    )
     known = rules_for(source_id)
     selected = list(params.get("rules") or known)
     unknown = sorted(set(selected) - set(known))
     if unknown:
-        raise AirflowFailException(f"unknown rule id(s) {unknown} for this DAG (it enforces {known}); "
-                                   "nothing was changed")
+        raise AirflowFailException(
+            f"unknown rule id(s) {unknown} for this DAG (it enforces {known}); nothing was changed"
+        )
     key = audit_key()
     state = _arm_state(source_id, key, dag_run.run_id, context["ti"])
     requested = bool(params.get("dry_run"))
     dry_run = requested or not state.armed
-    run = {"run_id": dag_run.run_id, "as_of": as_of.isoformat(), "dry_run": dry_run,
-           "dry_run_reason": "requested" if requested else ("not_armed" if dry_run else None),
-           "source": source_id, "armed": state.armed, "armed_since": state.since,
-           "first_armed_run": state.first_armed_run and not dry_run,
-           "rules": selected, "demo_key": is_demo_key(key)}
+    run = {
+        "run_id": dag_run.run_id,
+        "as_of": as_of.isoformat(),
+        "dry_run": dry_run,
+        "dry_run_reason": "requested" if requested else ("not_armed" if dry_run else None),
+        "source": source_id,
+        "armed": state.armed,
+        "armed_since": state.since,
+        "first_armed_run": state.first_armed_run and not dry_run,
+        "rules": selected,
+        "demo_key": is_demo_key(key),
+    }
     if not state.armed:
-        log.warning("DRY RUN: enforcement is not armed for source %s, so nothing will change. Arm it with "
-                    "`lethe arm %s` or by adding it to the Airflow Variable %s.", source_id, source_id,
-                    ARMED_VARIABLE)
-    log.info("run %s: as-of %s UTC, %s, rules %s%s", run["run_id"], run["as_of"],
-             "DRY RUN (nothing will change)" if run["dry_run"] else "enforcing", ", ".join(selected),
-             " - audit key is the DEMO key" if run["demo_key"] else "")
+        log.warning(
+            "DRY RUN: enforcement is not armed for source %s, so nothing will change. Arm it with "
+            "`lethe arm %s` or by adding it to the Airflow Variable %s.",
+            source_id,
+            source_id,
+            ARMED_VARIABLE,
+        )
+    log.info(
+        "run %s: as-of %s UTC, %s, rules %s%s",
+        run["run_id"],
+        run["as_of"],
+        "DRY RUN (nothing will change)" if run["dry_run"] else "enforcing",
+        ", ".join(selected),
+        " - audit key is the DEMO key" if run["demo_key"] else "",
+    )
     if run["first_armed_run"]:
-        log.info("first enforcing run since %s was armed (%s UTC): it clears the backlog", source_id,
-                 state.since)
+        log.info("first enforcing run since %s was armed (%s UTC): it clears the backlog", source_id, state.since)
     return run
 
 
@@ -288,8 +333,9 @@ def items(run: dict[str, Any], rule_id: str, scanned: dict[str, Any]) -> list[di
 
     with configuration_errors_fail_fast():
         found = work_items(_context_for(run), rule_id)
-    log.info("%s: %d item(s) to process%s", rule_id, len(found),
-             " (dry run: none will change)" if run["dry_run"] else "")
+    log.info(
+        "%s: %d item(s) to process%s", rule_id, len(found), " (dry run: none will change)" if run["dry_run"] else ""
+    )
     return found
 
 
@@ -335,12 +381,16 @@ def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
         scanned = scan(run, rule_id)
         if mapped:
             work = items(run, rule_id, scanned)
-            enforced = (enforce_item.override(task_id="enforce", **({"pool": pool} if pool else {}))
-                        .partial(run=run, rule_id=rule_id).expand(item=work))
+            enforced = (
+                enforce_item.override(task_id="enforce", **({"pool": pool} if pool else {}))
+                .partial(run=run, rule_id=rule_id)
+                .expand(item=work)
+            )
         else:
             enforced = enforce(run, rule_id, scanned)
         return summarise.override(trigger_rule="all_done" if mapped else "all_success")(
-            run, rule_id, scanned, enforced, mapped)
+            run, rule_id, scanned, enforced, mapped
+        )
 
     return group
 
@@ -361,8 +411,9 @@ def report(run: dict[str, Any], rule_ids: list[str]) -> str:
     for rule_id in rule_ids:
         results[rule_id] = ti.xcom_pull(task_ids=f"{rule_id}.summarise")
         if results[rule_id] is None:
-            found = ti.xcom_pull(task_ids=[f"{rule_id}.{step}" for step in ("scan", "items", "enforce", "summarise")],
-                                 key=FAILURE_KEY)
+            found = ti.xcom_pull(
+                task_ids=[f"{rule_id}.{step}" for step in ("scan", "items", "enforce", "summarise")], key=FAILURE_KEY
+            )
             reasons[rule_id] = next((r for r in (found or []) if r), None)
     with configuration_errors_fail_fast():
         path, failed = write_run_report(dag_id=ti.dag_id, run=run, results=results, reasons=reasons)

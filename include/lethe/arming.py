@@ -51,15 +51,33 @@ def parse_armed(value: str | list | None) -> set[str]:
     return {part.strip() for part in text.split(",") if part.strip()}
 
 
-def record_switch(trail: "AuditTrail", source: str, armed: bool, *, by: str, how: str,
-                  run_id: str = "lethe-arm", dag_id: str = "", task_id: str = "") -> "AuditEntry":
+def record_switch(
+    trail: "AuditTrail",
+    source: str,
+    armed: bool,
+    *,
+    by: str,
+    how: str,
+    run_id: str = "lethe-arm",
+    dag_id: str = "",
+    task_id: str = "",
+) -> "AuditEntry":
     """Chain an ``armed``/``disarmed`` entry for ``source``: who, how, and (recorded_at) when."""
     from lethe.audit import AuditEntry
 
     now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
-    entry = AuditEntry(run_id=run_id, dag_id=dag_id, task_id=task_id, rule_id="-", source=source,
-                       action=ARMED if armed else DISARMED, subject_key="-", record_count=0, as_of=now,
-                       details={"by": by, "how": how})
+    entry = AuditEntry(
+        run_id=run_id,
+        dag_id=dag_id,
+        task_id=task_id,
+        rule_id="-",
+        source=source,
+        action=ARMED if armed else DISARMED,
+        subject_key="-",
+        record_count=0,
+        as_of=now,
+        details={"by": by, "how": how},
+    )
     trail.append([entry])
     return entry
 
@@ -70,17 +88,24 @@ def _last_switch(trail: "AuditTrail", source: str) -> dict | None:
     from lethe.audit import audit_table
 
     with trail.engine.connect() as conn:
-        row = conn.execute(
-            select(audit_table.c.seq, audit_table.c.action, audit_table.c.recorded_at)
-            .where(audit_table.c.rule_id == "-", audit_table.c.source == source,
-                   audit_table.c.action.in_([ARMED, DISARMED]))
-            .order_by(audit_table.c.seq.desc()).limit(1)
-        ).mappings().first()
+        row = (
+            conn.execute(
+                select(audit_table.c.seq, audit_table.c.action, audit_table.c.recorded_at)
+                .where(
+                    audit_table.c.rule_id == "-",
+                    audit_table.c.source == source,
+                    audit_table.c.action.in_([ARMED, DISARMED]),
+                )
+                .order_by(audit_table.c.seq.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
     return dict(row) if row else None
 
 
-def reconcile(trail: "AuditTrail", source: str, armed_now: bool, *, run_id: str, dag_id: str,
-              task_id: str) -> ArmState:
+def reconcile(trail: "AuditTrail", source: str, armed_now: bool, *, run_id: str, dag_id: str, task_id: str) -> ArmState:
     """The switch as the run finds it; a change the trail does not know yet is recorded first."""
     from sqlalchemy import func, select
 
@@ -89,15 +114,28 @@ def reconcile(trail: "AuditTrail", source: str, armed_now: bool, *, run_id: str,
     last = _last_switch(trail, source)
     recorded = last is not None and last["action"] == ARMED
     if armed_now != recorded:
-        record_switch(trail, source, armed_now, by=BY_VARIABLE, how="Airflow Variable",
-                      run_id=run_id, dag_id=dag_id, task_id=task_id)
+        record_switch(
+            trail,
+            source,
+            armed_now,
+            by=BY_VARIABLE,
+            how="Airflow Variable",
+            run_id=run_id,
+            dag_id=dag_id,
+            task_id=task_id,
+        )
         last = _last_switch(trail, source)
     if not armed_now:
         return ArmState(False, None, False)
     with trail.engine.connect() as conn:
         enforced_since = conn.execute(
-            select(func.count()).select_from(audit_table)
-            .where(audit_table.c.seq > last["seq"], audit_table.c.source == source,
-                   audit_table.c.action == "rule_summary", audit_table.c.dry_run == False)  # noqa: E712
+            select(func.count())
+            .select_from(audit_table)
+            .where(
+                audit_table.c.seq > last["seq"],
+                audit_table.c.source == source,
+                audit_table.c.action == "rule_summary",
+                audit_table.c.dry_run.is_(False),
+            )
         ).scalar_one()
     return ArmState(True, last["recorded_at"].isoformat(), enforced_since == 0)

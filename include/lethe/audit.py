@@ -47,7 +47,8 @@ OUTBOX_TABLE = "lethe_audit_outbox"
 
 audit_metadata = MetaData()
 audit_table = Table(
-    "lethe_audit", audit_metadata,
+    "lethe_audit",
+    audit_metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("entry_id", String(36), nullable=False),
     Column("run_id", String(250), nullable=False),
@@ -71,7 +72,8 @@ rule_action_index = Index("ix_lethe_audit_rule_action", audit_table.c.rule_id, a
 # One row: the newest sequence number and hash. Appenders lock it, so the chain stays linear
 # under concurrent tasks, and verify compares it, so a deleted last entry is noticed too.
 head_table = Table(
-    "lethe_audit_head", audit_metadata,
+    "lethe_audit_head",
+    audit_metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("entry_hash", String(64), nullable=False),
@@ -79,7 +81,8 @@ head_table = Table(
 
 outbox_metadata = MetaData()
 outbox_table = Table(
-    OUTBOX_TABLE, outbox_metadata,
+    OUTBOX_TABLE,
+    outbox_metadata,
     Column("entry_id", String(36), primary_key=True),
     Column("payload", Text, nullable=False),
 )
@@ -88,7 +91,8 @@ _REFUSED = "lethe_audit is append-only"
 APPEND_ONLY_GUARDS = {
     "sqlite": [
         f"CREATE TRIGGER IF NOT EXISTS lethe_audit_no_{op.lower()} BEFORE {op} ON lethe_audit "
-        f"BEGIN SELECT RAISE(ABORT, '{_REFUSED}'); END" for op in ("UPDATE", "DELETE")
+        f"BEGIN SELECT RAISE(ABORT, '{_REFUSED}'); END"
+        for op in ("UPDATE", "DELETE")
     ],
     "postgresql": [
         "CREATE OR REPLACE FUNCTION lethe_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
@@ -98,13 +102,28 @@ APPEND_ONLY_GUARDS = {
     ],
     "mysql": [
         f"CREATE TRIGGER IF NOT EXISTS lethe_audit_no_{op.lower()} BEFORE {op} ON lethe_audit FOR EACH ROW "
-        f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{_REFUSED}'" for op in ("UPDATE", "DELETE")
+        f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{_REFUSED}'"
+        for op in ("UPDATE", "DELETE")
     ],
 }
 
-HASHED_FIELDS = ("seq", "entry_id", "run_id", "dag_id", "task_id", "rule_id", "source", "action",
-                 "subject_key", "record_count", "details", "dry_run", "as_of", "recorded_at",
-                 "prev_hash")
+HASHED_FIELDS = (
+    "seq",
+    "entry_id",
+    "run_id",
+    "dag_id",
+    "task_id",
+    "rule_id",
+    "source",
+    "action",
+    "subject_key",
+    "record_count",
+    "details",
+    "dry_run",
+    "as_of",
+    "recorded_at",
+    "prev_hash",
+)
 
 
 @dataclass
@@ -204,7 +223,8 @@ class AuditTrail:
             with source_engine.connect() as source:
                 staged = source.execute(
                     select(outbox_table.c.entry_id, outbox_table.c.payload)
-                    .order_by(outbox_table.c.entry_id).limit(batch_size)
+                    .order_by(outbox_table.c.entry_id)
+                    .limit(batch_size)
                 ).all()
             if not staged:
                 return moved
@@ -229,22 +249,32 @@ class AuditTrail:
             ids = [e.entry_id for e in entries]
             present = set()
             for start in range(0, len(ids), 1000):
-                present.update(conn.execute(
-                    select(audit_table.c.entry_id).where(audit_table.c.entry_id.in_(ids[start:start + 1000]))
-                ).scalars())
+                present.update(
+                    conn.execute(
+                        select(audit_table.c.entry_id).where(audit_table.c.entry_id.in_(ids[start : start + 1000]))
+                    ).scalars()
+                )
             rows = []
             for entry in entries:
                 if entry.entry_id in present:
                     continue
                 seq += 1
                 row = {
-                    "seq": seq, "entry_id": entry.entry_id, "run_id": entry.run_id,
-                    "dag_id": entry.dag_id, "task_id": entry.task_id, "rule_id": entry.rule_id,
-                    "source": entry.source, "action": entry.action, "subject_key": entry.subject_key,
+                    "seq": seq,
+                    "entry_id": entry.entry_id,
+                    "run_id": entry.run_id,
+                    "dag_id": entry.dag_id,
+                    "task_id": entry.task_id,
+                    "rule_id": entry.rule_id,
+                    "source": entry.source,
+                    "action": entry.action,
+                    "subject_key": entry.subject_key,
                     "record_count": int(entry.record_count),
                     "details": json.dumps(entry.details, sort_keys=True),
-                    "dry_run": bool(entry.dry_run), "as_of": entry.as_of.replace(microsecond=0),
-                    "recorded_at": entry.recorded_at.replace(microsecond=0), "prev_hash": prev,
+                    "dry_run": bool(entry.dry_run),
+                    "as_of": entry.as_of.replace(microsecond=0),
+                    "recorded_at": entry.recorded_at.replace(microsecond=0),
+                    "prev_hash": prev,
                 }
                 row["entry_hash"] = prev = entry_hash(self.key, row)
                 rows.append(row)
@@ -258,10 +288,16 @@ class AuditTrail:
         last = 0
         while True:
             with self.engine.connect() as conn:
-                page = conn.execute(
-                    select(audit_table).where(audit_table.c.seq > last, *conditions)
-                    .order_by(audit_table.c.seq).limit(batch_size)
-                ).mappings().all()
+                page = (
+                    conn.execute(
+                        select(audit_table)
+                        .where(audit_table.c.seq > last, *conditions)
+                        .order_by(audit_table.c.seq)
+                        .limit(batch_size)
+                    )
+                    .mappings()
+                    .all()
+                )
             if not page:
                 return
             for row in page:
@@ -274,11 +310,13 @@ class AuditTrail:
         for row in self.entries():
             seq = row["seq"]
             if seq != expected_seq:
-                return VerifyResult(False, count, expected_seq,
-                                    f"entry {expected_seq} is missing (next entry is {seq})")
+                return VerifyResult(
+                    False, count, expected_seq, f"entry {expected_seq} is missing (next entry is {seq})"
+                )
             if row["prev_hash"] != prev:
-                return VerifyResult(False, count, seq,
-                                    f"entry {seq} does not follow entry {seq - 1} (reordered or replaced)")
+                return VerifyResult(
+                    False, count, seq, f"entry {seq} does not follow entry {seq - 1} (reordered or replaced)"
+                )
             if entry_hash(self.key, row) != row["entry_hash"]:
                 return VerifyResult(False, count, seq, f"entry {seq} was changed after it was written")
             prev, expected_seq, count = row["entry_hash"], seq + 1, count + 1
@@ -286,7 +324,10 @@ class AuditTrail:
             head = conn.execute(select(head_table).where(head_table.c.id == 1)).first()
         head_seq, head_hash = (head.seq, head.entry_hash) if head else (0, GENESIS)
         if head_seq != count or head_hash != prev:
-            return VerifyResult(False, count, count + 1,
-                                f"the chain ends at entry {count} but the head says {head_seq}: "
-                                "entries after it were removed")
+            return VerifyResult(
+                False,
+                count,
+                count + 1,
+                f"the chain ends at entry {count} but the head says {head_seq}: entries after it were removed",
+            )
         return VerifyResult(True, count)

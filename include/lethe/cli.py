@@ -12,8 +12,11 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Lethe: enforce the privacy policy's retention rules, with a provable audit trail.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Lethe: enforce the privacy policy's retention rules, with a provable audit trail.",
+)
 policy_app = typer.Typer(no_args_is_help=True, help="Check the policy and the data inventory.")
 audit_app = typer.Typer(no_args_is_help=True, help="Verify and query the hash-chained audit trail.")
 report_app = typer.Typer(no_args_is_help=True, help="Run reports.")
@@ -88,15 +91,19 @@ def seed_demo(
     # The embedded default keeps one file per trial database in estate/trials (AIRFLOW_CONN_TRIALS).
     shutil.rmtree(estate / "trials", ignore_errors=True)
     trials = seed_trial_databases(f"sqlite:///{estate / 'trials'}", crm_engine, when, seed=seed + 3)
-    typer.echo(f"trials: {len(trials['tables'])} databases in {estate / 'trials'} ({len(trials['trials'])} "
-               f"trials, decoys: {len(trials['orphans'])} orphans, {len(trials['others'])} non-trial, "
-               f"{len(trials['refused'])} refused names, 1 converted customer)")
+    typer.echo(
+        f"trials: {len(trials['tables'])} databases in {estate / 'trials'} ({len(trials['trials'])} "
+        f"trials, decoys: {len(trials['orphans'])} orphans, {len(trials['others'])} non-trial, "
+        f"{len(trials['refused'])} refused names, 1 converted customer)"
+    )
     seed_marketing(make_engine(f"sqlite:///{estate / 'marketing.sqlite'}"), when, crm["emails"], seed=seed + 1)
     logs = seed_weblogs(estate / "weblogs", when, seed=seed + 2)
     typer.echo(f"weblogs: {len(logs['files'])} daily access logs ({logs['lines']} lines) in {logs['folder']}")
     AuditTrail(make_engine(f"sqlite:///{estate / 'audit.sqlite'}"), key).create()
-    typer.echo(f"demo estate written to {estate} (as-of {when.date()}, seed {seed}); demo audit key in "
-               f"{estate / 'demo-audit-key'}")
+    typer.echo(
+        f"demo estate written to {estate} (as-of {when.date()}, seed {seed}); demo audit key in "
+        f"{estate / 'demo-audit-key'}"
+    )
 
 
 @policy_app.command("check")
@@ -119,9 +126,20 @@ def policy_check():
     typer.echo(f"policy: {len(policy.rules)} rules ({', '.join(policy.rule_ids)})")
     _say_fallbacks(sorted({source.connection_id for source in inventory.sources.values()}))
     engines = Engines(resolve=connection_url)
-    ctx = RunContext(run_id="policy-check", dag_id="", task_id="", as_of=datetime.min, dry_run=True,
-                     policy=policy, inventory=inventory, audit=None, key="", engine_for=engines,
-                     url_for=connection_url, folder_for=connection_path)
+    ctx = RunContext(
+        run_id="policy-check",
+        dag_id="",
+        task_id="",
+        as_of=datetime.min,
+        dry_run=True,
+        policy=policy,
+        inventory=inventory,
+        audit=None,
+        key="",
+        engine_for=engines,
+        url_for=connection_url,
+        folder_for=connection_path,
+    )
     problems = 0
     for source in inventory.sources.values():
         for rule_id in inventory.rules_of(source.source):
@@ -133,8 +151,7 @@ def policy_check():
                 typer.echo(f"{where}: {exc}", err=True)
             except Exception as exc:  # a source that cannot be reached is reported, the others checked
                 problems += 1
-                typer.echo(f"{where}: cannot connect: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-                           err=True)
+                typer.echo(f"{where}: cannot connect: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", err=True)
     engines.dispose()
     if problems:
         raise typer.Exit(1)
@@ -184,22 +201,28 @@ def _switch(sources: list[str], armed: bool, by: str | None) -> None:
     trail = _audit_trail()
     for source in sources:
         record_switch(trail, source, armed, by=who, how=f"lethe {'arm' if armed else 'disarm'}")
-    typer.echo(f"{'armed' if armed else 'disarmed'}: {', '.join(sources)} (by {who}; recorded in the audit "
-               f"trail); {ARMED_VARIABLE} = {value}")
+    typer.echo(
+        f"{'armed' if armed else 'disarmed'}: {', '.join(sources)} (by {who}; recorded in the audit "
+        f"trail); {ARMED_VARIABLE} = {value}"
+    )
     if armed:
         typer.echo("The next run of each armed source's DAG enforces: it deletes and anonymises what is due.")
 
 
 @app.command("arm")
-def arm(sources: list[str] = typer.Argument(..., help="Source ids of the inventory (crm, marketing, ...)."),
-        by: str = typer.Option(None, help="Who arms (default: the user running the command).")):
+def arm(
+    sources: list[str] = typer.Argument(..., help="Source ids of the inventory (crm, marketing, ...)."),
+    by: str = typer.Option(None, help="Who arms (default: the user running the command)."),
+):
     """Arm enforcement for sources: their DAGs' next runs change data (until then, dry runs)."""
     _switch(sources, True, by)
 
 
 @app.command("disarm")
-def disarm(sources: list[str] = typer.Argument(..., help="Source ids of the inventory."),
-           by: str = typer.Option(None, help="Who disarms (default: the user running the command).")):
+def disarm(
+    sources: list[str] = typer.Argument(..., help="Source ids of the inventory."),
+    by: str = typer.Option(None, help="Who disarms (default: the user running the command)."),
+):
     """Disarm enforcement for sources: their DAGs' runs are dry runs again."""
     _switch(sources, False, by)
 
@@ -218,8 +241,10 @@ KEPT_WORDS = {"kept_by_legal_hold": "kept by a legal hold", "kept_by_restriction
 
 
 @audit_app.command("find")
-def audit_find(email: str = typer.Option(..., help="The person's e-mail address (never printed)."),
-               as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")):
+def audit_find(
+    email: str = typer.Option(..., help="The person's e-mail address (never printed)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+):
     """What happened to one person: entries whose subject key is this address's keyed hash."""
     from lethe.audit import audit_table
     from lethe.subjects import email_key
@@ -238,9 +263,11 @@ def audit_find(email: str = typer.Option(..., help="The person's e-mail address 
             what = f"{KEPT_WORDS[row['action']]} since {details.get('since')}, past the deadline"
         else:
             what = f"{row['action']} ({row['record_count']} record(s))"
-        typer.echo(f"#{row['seq']} {row['recorded_at']} {row['rule_id']} {what} "
-                   f"[{row['source']}: {details.get('table', '')}] as-of {row['as_of']}"
-                   f"{' [dry run]' if row['dry_run'] else ''} run {row['run_id']}")
+        typer.echo(
+            f"#{row['seq']} {row['recorded_at']} {row['rule_id']} {what} "
+            f"[{row['source']}: {details.get('table', '')}] as-of {row['as_of']}"
+            f"{' [dry run]' if row['dry_run'] else ''} run {row['run_id']}"
+        )
     if not found:
         typer.echo(f"no audit entries for subject {key[:12]}...")
 
@@ -254,8 +281,10 @@ def report_summary():
 
 
 @report_app.command("failures")
-def report_failures(dag_id: str = typer.Argument(..., help="The DAG whose newest run to read."),
-                    since: str = typer.Option(None, help="Only a report written at or after this UTC instant.")):
+def report_failures(
+    dag_id: str = typer.Argument(..., help="The DAG whose newest run to read."),
+    since: str = typer.Option(None, help="Only a report written at or after this UTC instant."),
+):
     """One line per failed rule of a DAG's newest run, with the reason (what `make run` prints)."""
     from lethe.report import newest_run_report
 
@@ -267,8 +296,9 @@ def report_failures(dag_id: str = typer.Argument(..., help="The DAG whose newest
             typer.echo(f"   {rule['rule']} {rule['status']}: {rule.get('error') or 'see the task log'}")
 
 
-@app.command("anonymise-log", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-             add_help_option=False)
+@app.command(
+    "anonymise-log", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False
+)
 def anonymise_log(ctx: typer.Context):
     """Truncate IP addresses in a log (anonip-compatible; --help for options)."""
     from lethe.weblogs.anonymizer import main as anonymise_main

@@ -21,8 +21,18 @@ from lethe.sources import registry
 from lethe.sources.sql.models import SqlSource
 from lethe.strict import IDENTIFIER, Strict
 
-__all__ = ["DEFAULT_INVENTORY", "DEFAULT_POLICY", "IDENTIFIER", "ConfigError", "Inventory", "Policy",
-           "PolicyRule", "Strict", "load_inventory", "load_policy"]
+__all__ = [
+    "DEFAULT_INVENTORY",
+    "DEFAULT_POLICY",
+    "IDENTIFIER",
+    "ConfigError",
+    "Inventory",
+    "Policy",
+    "PolicyRule",
+    "Strict",
+    "load_inventory",
+    "load_policy",
+]
 
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")
 
@@ -116,6 +126,7 @@ class Policy(Strict):
 
 # --------------------------------------------------------------------------- inventory
 
+
 class Inventory(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -176,9 +187,7 @@ def load_policy(path: str | os.PathLike | None = None) -> Policy:
         raise _describe(exc, path, data, "rules", "id") from None
 
 
-def load_inventory(
-    directory: str | os.PathLike | None = None, policy: Policy | None = None
-) -> Inventory:
+def load_inventory(directory: str | os.PathLike | None = None, policy: Policy | None = None) -> Inventory:
     """Read every ``*.yaml`` in the inventory folder and check it against the policy."""
     directory = Path(directory or os.environ.get("LETHE_INVENTORY_DIR") or DEFAULT_INVENTORY)
     policy = policy or load_policy()
@@ -196,9 +205,7 @@ def load_inventory(
             raise ConfigError(f"{path}: source {source.source!r} is defined twice")
         for rule in source.rules:
             if rule.rule not in policy.rule_ids:
-                raise ConfigError(
-                    f"{path}: rule {rule.rule}: not in the policy (known: {', '.join(policy.rule_ids)})"
-                )
+                raise ConfigError(f"{path}: rule {rule.rule}: not in the policy (known: {', '.join(policy.rule_ids)})")
             if policy.rule(rule.rule).action != rule.action:
                 raise ConfigError(
                     f"{path}: rule {rule.rule}, field action: {rule.action!r} but the policy says "

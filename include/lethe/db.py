@@ -56,8 +56,14 @@ def url_from_fields(
         raise ConnectionNotConfigured(f"connection type {conn_type!r} is not a supported SQL database")
     if driver == "sqlite":
         return URL.create("sqlite", database=schema or host)
-    return URL.create(driver, username=login or None, password=password or None,
-                      host=host or None, port=port or None, database=schema or None)
+    return URL.create(
+        driver,
+        username=login or None,
+        password=password or None,
+        host=host or None,
+        port=port or None,
+        database=schema or None,
+    )
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -76,11 +82,12 @@ def _connection_from_env(conn_id: str) -> str | dict:
     """
     from lethe.embedded import default_connection
 
-    raw = (os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "").strip()
-           or default_connection(conn_id) or "")
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "").strip() or default_connection(conn_id) or ""
     if not raw:
-        raise ConnectionNotConfigured(f"connection {conn_id!r} is not set (AIRFLOW_CONN_{conn_id.upper()}), "
-                                      "and there is no embedded default (make demo writes one)")
+        raise ConnectionNotConfigured(
+            f"connection {conn_id!r} is not set (AIRFLOW_CONN_{conn_id.upper()}), "
+            "and there is no embedded default (make demo writes one)"
+        )
     return json.loads(raw) if raw.startswith("{") else raw
 
 
@@ -88,8 +95,14 @@ def connection_url(conn_id: str) -> URL:
     """Resolve a connection id from ``AIRFLOW_CONN_<ID>`` without Airflow (CLI, tests)."""
     conn = _connection_from_env(conn_id)
     if isinstance(conn, dict):
-        return url_from_fields(conn.get("conn_type", ""), conn.get("host"), conn.get("login"),
-                               conn.get("password"), conn.get("port"), conn.get("schema"))
+        return url_from_fields(
+            conn.get("conn_type", ""),
+            conn.get("host"),
+            conn.get("login"),
+            conn.get("password"),
+            conn.get("port"),
+            conn.get("schema"),
+        )
     return normalise_url(conn)
 
 
@@ -215,8 +228,9 @@ class add_period_sql(FunctionElement):
     name = "lethe_add_period"
 
     def __init__(self, expr, period: Period):
-        super().__init__(expr, bindparam(None, period.months, type_=Integer),
-                         bindparam(None, period.days, type_=Integer))
+        super().__init__(
+            expr, bindparam(None, period.months, type_=Integer), bindparam(None, period.days, type_=Integer)
+        )
 
 
 @compiles(add_period_sql)
@@ -228,8 +242,7 @@ def _add_period_default(element, compiler, **kw):
 @compiles(add_period_sql, "postgresql")
 def _add_period_pg(element, compiler, **kw):
     expr, months, days = (compiler.process(c, **kw) for c in element.clauses)
-    return (f"(CAST({expr} AS TIMESTAMP) + make_interval(0, CAST({months} AS INTEGER), 0, "
-            f"CAST({days} AS INTEGER)))")
+    return f"(CAST({expr} AS TIMESTAMP) + make_interval(0, CAST({months} AS INTEGER), 0, CAST({days} AS INTEGER)))"
 
 
 @compiles(add_period_sql, "mysql")
@@ -271,19 +284,23 @@ def _timestamp_mysql(element, compiler, **kw):
     if isinstance(element.clauses.clauses[0].type, String):
         # MariaDB's CAST drops an offset in text silently ('...-05:00' would read five hours
         # early): convert it. Text in other forms is refused before a rule runs (TEXT_TIMESTAMP).
-        return (f"(CASE WHEN RIGHT({expr}, 1) = 'Z' "
-                f"THEN CAST(SUBSTRING({expr}, 1, CHAR_LENGTH({expr}) - 1) AS DATETIME(6)) "
-                f"WHEN {expr} REGEXP '[+-][0-9][0-9]:[0-9][0-9]$' THEN CONVERT_TZ(CAST(SUBSTRING({expr}, 1, "
-                f"CHAR_LENGTH({expr}) - 6) AS DATETIME(6)), RIGHT({expr}, 6), '+00:00') "
-                f"ELSE CAST({expr} AS DATETIME(6)) END)")
+        return (
+            f"(CASE WHEN RIGHT({expr}, 1) = 'Z' "
+            f"THEN CAST(SUBSTRING({expr}, 1, CHAR_LENGTH({expr}) - 1) AS DATETIME(6)) "
+            f"WHEN {expr} REGEXP '[+-][0-9][0-9]:[0-9][0-9]$' THEN CONVERT_TZ(CAST(SUBSTRING({expr}, 1, "
+            f"CHAR_LENGTH({expr}) - 6) AS DATETIME(6)), RIGHT({expr}, 6), '+00:00') "
+            f"ELSE CAST({expr} AS DATETIME(6)) END)"
+        )
     return f"CAST({expr} AS DATETIME(6))"
 
 
 # The text forms of a timestamp every back end reads exactly: ISO 8601 date, optional time with
 # optional fraction, optional ``Z`` or ``+HH:MM`` offset. A trigger stored as text in any other
 # form stops its rule, naming the rows (see :mod:`lethe.sources.sql.actions`).
-TEXT_TIMESTAMP = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
-                  r"(Z|[+-][0-9]{2}:[0-9]{2})?$")
+TEXT_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
 
 
 class greatest_sql(FunctionElement):
@@ -301,7 +318,7 @@ def _greatest_default(element, compiler, **kw):
         return args[0]
     # SQLite's max() and MariaDB's GREATEST() return NULL when any argument is NULL: coalesce
     # every argument with all the others so that NULLs are skipped.
-    guarded = [f"COALESCE({', '.join([a] + args[:i] + args[i + 1:])})" for i, a in enumerate(args)]
+    guarded = [f"COALESCE({', '.join([a] + args[:i] + args[i + 1 :])})" for i, a in enumerate(args)]
     fn = "max" if compiler.dialect.name == "sqlite" else "GREATEST"
     return f"{fn}({', '.join(guarded)})"
 

@@ -72,8 +72,14 @@ def load_exemptions(inventory: Inventory, engine_for, as_of: datetime, *, user: 
 KEPT = {"legal_hold": "kept_by_legal_hold", "restriction": "kept_by_restriction"}
 
 
-def record_kept(audit, rule_id: str, key: str, exemptions: Exemptions, make_entry: Callable[..., Any],
-                kept: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
+def record_kept(
+    audit,
+    rule_id: str,
+    key: str,
+    exemptions: Exemptions,
+    make_entry: Callable[..., Any],
+    kept: Iterable[tuple[str, str, dict[str, Any]]],
+) -> int:
     """Chain one entry per person, rule and hold for those a hold keeps past their deadline.
 
     ``kept``: (kind, address, details) for each record kept, ``kind`` "legal_hold" or
@@ -84,10 +90,14 @@ def record_kept(audit, rule_id: str, key: str, exemptions: Exemptions, make_entr
     from lethe.audit import audit_table
     from lethe.subjects import email_key
 
-    recorded = {(row["subject_key"], row["action"], json.loads(row["details"]).get("since"))
-                for row in audit.entries(audit_table.c.rule_id == rule_id,
-                                         audit_table.c.action.in_(list(KEPT.values())),
-                                         audit_table.c.dry_run == False)}  # noqa: E712
+    recorded = {
+        (row["subject_key"], row["action"], json.loads(row["details"]).get("since"))
+        for row in audit.entries(
+            audit_table.c.rule_id == rule_id,
+            audit_table.c.action.in_(list(KEPT.values())),
+            audit_table.c.dry_run.is_(False),
+        )
+    }
     new = []
     for kind, address, details in kept:
         since = exemptions.since[(kind, normalise_email(address))].isoformat()
@@ -97,5 +107,5 @@ def record_kept(audit, rule_id: str, key: str, exemptions: Exemptions, make_entr
         recorded.add((subject, KEPT[kind], since))
         new.append(make_entry(KEPT[kind], subject, 1, {**details, "since": since}))
     for start in range(0, len(new), 1000):
-        audit.append(new[start:start + 1000])
+        audit.append(new[start : start + 1000])
     return len(new)

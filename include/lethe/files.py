@@ -30,8 +30,13 @@ def sha256_file(path: Path) -> str:
 def fingerprint(path: Path) -> dict[str, int]:
     """Device, inode, size, mtime and ctime (ns): any write changes the ctime, which cannot be set back."""
     st = os.stat(path, follow_symlinks=False)
-    return {"device": st.st_dev, "inode": st.st_ino, "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+    return {
+        "device": st.st_dev,
+        "inode": st.st_ino,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+    }
 
 
 def fsync_folder(folder: Path) -> None:

@@ -35,8 +35,14 @@ class TwoStep:
         """What a dry run records instead (never taken for work done)."""
         return f"would_{self.done}"
 
-    def perform(self, audit: AuditTrail, entry: EntryFor, details: dict[str, Any], change: Callable[[], Any],
-                done_details: Callable[[AuditEntry], dict[str, Any]] | None = None) -> AuditEntry:
+    def perform(
+        self,
+        audit: AuditTrail,
+        entry: EntryFor,
+        details: dict[str, Any],
+        change: Callable[[], Any],
+        done_details: Callable[[AuditEntry], dict[str, Any]] | None = None,
+    ) -> AuditEntry:
         """Chain the intent, make the change, chain the done entry; returns the intent entry.
 
         The intent is chained before the change, so a crash leaves a trace; the done entry holds
@@ -60,8 +66,9 @@ class TwoStep:
         """The change of an open intent happened: chain its done entry now."""
         self.finish(audit, entry, {**details, "recovered": True})
 
-    def open_intents(self, entries: Iterable[tuple[str, dict[str, Any]]],
-                     key: Callable[[dict[str, Any]], Hashable]) -> dict[Hashable, dict[str, Any]]:
+    def open_intents(
+        self, entries: Iterable[tuple[str, dict[str, Any]]], key: Callable[[dict[str, Any]], Hashable]
+    ) -> dict[Hashable, dict[str, Any]]:
         """Intents no later done entry closes, by ``key(details)``; ``entries`` in chain order.
 
         A done entry closes the intent with the same key; the newest open intent of a key wins.

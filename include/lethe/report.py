@@ -24,14 +24,26 @@ from jinja2 import Environment, PackageLoader
 
 from lethe.config import load_policy
 
-COUNT_FIELDS = ("eligible", "deleted", "anonymised", "exempt_hold", "exempt_restriction",
-                "overdue_before", "remaining_after")
+COUNT_FIELDS = (
+    "eligible",
+    "deleted",
+    "anonymised",
+    "exempt_hold",
+    "exempt_restriction",
+    "overdue_before",
+    "remaining_after",
+)
 # Optional keys of the run dict (``resolve_run``) a report carries over.
 RUN_KEYS = ("source", "armed", "armed_since", "dry_run_reason", "first_armed_run")
 
 # What a rule's counts count, from the policy rule's action.
-UNITS = {"delete": "records", "anonymise": "records", "drop_database": "databases",
-         "truncate_ip": "files", "delete_file": "files"}
+UNITS = {
+    "delete": "records",
+    "anonymise": "records",
+    "drop_database": "databases",
+    "truncate_ip": "files",
+    "delete_file": "files",
+}
 UNIT_ORDER = ("records", "databases", "files")
 SINGULAR = {"records": "record", "databases": "database", "files": "file", "rows": "row"}
 # Actions that keep the record and take the personal data out of it; the others remove it.
@@ -43,8 +55,10 @@ HEADERS = {
     "anonymised": ("anonymised", "anonymised records, or log files whose addresses were truncated"),
     "exempt_hold": ("kept: legal hold", "past the deadline but kept: a legal hold is in force"),
     "exempt_restriction": ("kept: restriction", "past the deadline but kept: the person asked for restriction"),
-    "overdue_before": ("past deadline at the run's start (backlog)",
-                       "already past the deadline of the previous night's run when this run began"),
+    "overdue_before": (
+        "past deadline at the run's start (backlog)",
+        "already past the deadline of the previous night's run when this run began",
+    ),
     "remaining_after": ("remaining after the run", "still past the deadline after the run: must be 0"),
 }
 DRY_HEADERS = {
@@ -75,18 +89,22 @@ EXTRA_IN_RULE_UNIT = {"waiting", "kept_recorded"}
 LIST_LIMIT = 10
 
 LEGEND = {
-    False: [("bad", "red", "broke the policy (something past its deadline remains) or did not run"),
-            ("backlog", "amber",
-             "backlog: already past its deadline when the run began; the run removed or anonymised it"),
-            ("", "no colour", "kept on time: nothing was past its deadline at the start or remains")],
-    True: [("bad", "red", "did not run"),
-           ("backlog", "amber", "backlog: already past its deadline now; a real run would remove it"),
-           ("", "no colour", "nothing already past its deadline")],
+    False: [
+        ("bad", "red", "broke the policy (something past its deadline remains) or did not run"),
+        ("backlog", "amber", "backlog: already past its deadline when the run began; the run removed or anonymised it"),
+        ("", "no colour", "kept on time: nothing was past its deadline at the start or remains"),
+    ],
+    True: [
+        ("bad", "red", "did not run"),
+        ("backlog", "amber", "backlog: already past its deadline now; a real run would remove it"),
+        ("", "no colour", "nothing already past its deadline"),
+    ],
 }
 BACKLOG_NOTE = (
-    "\"Past deadline at the run's start (backlog)\" counts the records, databases or files that were "
+    '"Past deadline at the run\'s start (backlog)" counts the records, databases or files that were '
     "already past their deadline when the run began: a missed or failed night, or a backlog from before Lethe "
-    "enforced. ")
+    "enforced. "
+)
 FIRST_ARMED_LABEL = "first enforcing run: clearing the backlog"
 DRY_SECTION = "Dry runs (nothing was changed)"
 
@@ -211,13 +229,14 @@ def _problem(rule: dict[str, Any], dry_run: bool) -> str:
     if remaining:
         what = counted(remaining, _unit(rule))
         verb = "remains" if remaining == 1 else "remain"
-        return (f"Rule {rid} broke the policy: {what} past {'its' if remaining == 1 else 'their'} "
-                f"deadline {verb} after the run." + (f" {_sentence(error)}" if error else ""))
+        return (
+            f"Rule {rid} broke the policy: {what} past {'its' if remaining == 1 else 'their'} "
+            f"deadline {verb} after the run." + (f" {_sentence(error)}" if error else "")
+        )
     return f"Rule {rid} broke the policy: it ended {status}" + (f": {error}." if error else ".")
 
 
-def verdict(rules: Iterable[dict[str, Any]], *, dry_run: bool = False,
-            first_armed_run: bool = False) -> Verdict:
+def verdict(rules: Iterable[dict[str, Any]], *, dry_run: bool = False, first_armed_run: bool = False) -> Verdict:
     """Whether every rule was kept, in plain words, from a report's rule entries.
 
     A rule breaks the policy when, on a real run, ``remaining_after`` > 0 or its status is not
@@ -226,8 +245,10 @@ def verdict(rules: Iterable[dict[str, Any]], *, dry_run: bool = False,
     """
     rules = list(rules)
     if not rules:
-        return Verdict("Dry run: nothing was changed; no rule ran." if dry_run
-                       else "No rule has run yet: nothing was enforced.", "none")
+        return Verdict(
+            "Dry run: nothing was changed; no rule ran." if dry_run else "No rule has run yet: nothing was enforced.",
+            "none",
+        )
     failed = [r for r in rules if _failed(r)]
     if dry_run:
         problems = [r for r in rules if r.get("status", "ok") != "ok"]
@@ -256,15 +277,20 @@ def verdict(rules: Iterable[dict[str, Any]], *, dry_run: bool = False,
     others = [r for r in rules if not (first_armed_run or r.get("first_armed_run"))]
     if first:
         amount, n = _backlog(first)
-        text += (f" First enforcing run: the backlog was cleared ({amount} already past "
-                 f"{'its' if n == 1 else 'their'} deadline {'was' if n == 1 else 'were'} "
-                 f"{_verb(_with_backlog(first))})."
-                 if n else " First enforcing run: there was no backlog to clear.")
+        text += (
+            f" First enforcing run: the backlog was cleared ({amount} already past "
+            f"{'its' if n == 1 else 'their'} deadline {'was' if n == 1 else 'were'} "
+            f"{_verb(_with_backlog(first))})."
+            if n
+            else " First enforcing run: there was no backlog to clear."
+        )
     amount, n = _backlog(others)
     if n:
-        text += (f" {amount[0].upper() + amount[1:]} {'was' if n == 1 else 'were'} already past "
-                 f"{'its' if n == 1 else 'their'} deadline when the run began (a missed or failed night) "
-                 f"and {'was' if n == 1 else 'were'} {_verb(_with_backlog(others))}.")
+        text += (
+            f" {amount[0].upper() + amount[1:]} {'was' if n == 1 else 'were'} already past "
+            f"{'its' if n == 1 else 'their'} deadline when the run began (a missed or failed night) "
+            f"and {'was' if n == 1 else 'were'} {_verb(_with_backlog(others))}."
+        )
     return Verdict(text, "ok")
 
 
@@ -287,8 +313,11 @@ def _latest_verdict(real: list[dict[str, Any]], dry: list[dict[str, Any]], unenf
         return Verdict("No real run yet: nothing has been enforced. " + dry_verdict.text, dry_verdict.level)
     found = verdict(real)
     if unenforced:
-        found = Verdict(found.text + f" No real run yet for {_and(unenforced)}: "
-                        f"{'its' if len(unenforced) == 1 else 'their'} rules are not enforced yet.", found.level)
+        found = Verdict(
+            found.text + f" No real run yet for {_and(unenforced)}: "
+            f"{'its' if len(unenforced) == 1 else 'their'} rules are not enforced yet.",
+            found.level,
+        )
     return found
 
 
@@ -298,9 +327,14 @@ def _latest_verdict(real: list[dict[str, Any]], dry: list[dict[str, Any]], unenf
 def rule_entry(rule_id: str, result: dict[str, Any] | None, policy, reason: str | None = None) -> dict[str, Any]:
     rule = policy.rule(rule_id)
     entry = {
-        "rule": rule_id, "description": rule.description, "policy_section": rule.policy_section,
-        "period": str(rule.period), "overdue_after": str(rule.overdue_period),
-        "period_is_default": rule.is_default, "action": rule.action, "unit": unit_for(rule.action),
+        "rule": rule_id,
+        "description": rule.description,
+        "policy_section": rule.policy_section,
+        "period": str(rule.period),
+        "overdue_after": str(rule.overdue_period),
+        "period_is_default": rule.is_default,
+        "action": rule.action,
+        "unit": unit_for(rule.action),
     }
     if result is None:
         entry.update({"status": "failed", "error": reason or "the rule's tasks did not finish (see the task logs)"})
@@ -308,16 +342,28 @@ def rule_entry(rule_id: str, result: dict[str, Any] | None, policy, reason: str 
         entry["due"] = None
         return entry
     entry.update({name: result.get(name) for name in COUNT_FIELDS})
-    entry.update({"status": result.get("status", "ok"), "error": result.get("error", ""),
-                  "source": result.get("source"), "related": result.get("related", {}),
-                  "extra": result.get("extra", {}), "batches": result.get("batches", 0),
-                  "due": result.get("due")})
+    entry.update(
+        {
+            "status": result.get("status", "ok"),
+            "error": result.get("error", ""),
+            "source": result.get("source"),
+            "related": result.get("related", {}),
+            "extra": result.get("extra", {}),
+            "batches": result.get("batches", 0),
+            "due": result.get("due"),
+        }
+    )
     return entry
 
 
-def write_run_report(*, dag_id: str, run: dict[str, Any], results: dict[str, dict | None],
-                     root: Path | None = None, reasons: dict[str, str | None] | None = None
-                     ) -> tuple[Path, list[str]]:
+def write_run_report(
+    *,
+    dag_id: str,
+    run: dict[str, Any],
+    results: dict[str, dict | None],
+    root: Path | None = None,
+    reasons: dict[str, str | None] | None = None,
+) -> tuple[Path, list[str]]:
     """Write one run's report and refresh ``latest``; returns its path and the failed rules.
 
     ``reasons``: why a rule whose result is missing failed (a configuration error's message).
@@ -326,17 +372,24 @@ def write_run_report(*, dag_id: str, run: dict[str, Any], results: dict[str, dic
     root = root or reports_dir()
     reasons = reasons or {}
     selected = run.get("rules") or list(results)
-    rules = [rule_entry(rule_id, results.get(rule_id), policy, reasons.get(rule_id))
-             for rule_id in results if rule_id in selected]
+    rules = [
+        rule_entry(rule_id, results.get(rule_id), policy, reasons.get(rule_id))
+        for rule_id in results
+        if rule_id in selected
+    ]
     failed = [r["rule"] for r in rules if r["status"] == "failed"]
     dry_run = bool(run["dry_run"])
     found = verdict(rules, dry_run=dry_run, first_armed_run=bool(run.get("first_armed_run")))
     report = {
-        "dag_id": dag_id, "run_id": run["run_id"], "as_of": run["as_of"], "dry_run": dry_run,
+        "dag_id": dag_id,
+        "run_id": run["run_id"],
+        "as_of": run["as_of"],
+        "dry_run": dry_run,
         "demo_key": run.get("demo_key", False),
         **{key: run[key] for key in RUN_KEYS if key in run},
         "generated_at": _now(),
-        "policy": policy.policy.name, "rules": rules,
+        "policy": policy.policy.name,
+        "rules": rules,
         "verdict": {"text": found.text, "level": found.level},
     }
     folder = root / _safe(dag_id) / _safe(run["run_id"])
@@ -349,8 +402,10 @@ def _write(folder: Path, report: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     # Unique temporary names: two DAGs finishing together both refresh reports/latest.
     stamp = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    for name, text in (("report.json", json.dumps(report, indent=2, sort_keys=True)),
-                       ("report.html", render_html(report))):
+    for name, text in (
+        ("report.json", json.dumps(report, indent=2, sort_keys=True)),
+        ("report.html", render_html(report)),
+    ):
         tmp = folder / f".{name}.{stamp}.tmp"
         tmp.write_text(text)
         tmp.replace(folder / name)
@@ -362,9 +417,19 @@ def _run_summary(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _latest_rules(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**rule, "unit": _unit(rule), "dag_id": r["dag_id"], "run_id": r["run_id"], "as_of": r["as_of"],
-             "dry_run": bool(r["dry_run"]), "first_armed_run": bool(r.get("first_armed_run"))}
-            for r in runs for rule in r["rules"]]
+    return [
+        {
+            **rule,
+            "unit": _unit(rule),
+            "dag_id": r["dag_id"],
+            "run_id": r["run_id"],
+            "as_of": r["as_of"],
+            "dry_run": bool(r["dry_run"]),
+            "first_armed_run": bool(r.get("first_armed_run")),
+        }
+        for r in runs
+        for rule in r["rules"]
+    ]
 
 
 def refresh_latest(root: Path | None = None) -> dict[str, Any]:
@@ -450,9 +515,12 @@ def outcome(rule: dict[str, Any], dry_run: bool) -> str:
         return f"would {'anonymise' if anonymising else 'remove'} {counted(n, unit)}" if n else "nothing to do"
     remaining = _num(rule.get("remaining_after"))
     if remaining:
-        return (f"broke the policy: {counted(remaining, unit)} past the deadline "
-                f"{'remains' if remaining == 1 else 'remain'}"
-                + (f" ({status})" if status != "ok" else "") + (f": {error}" if error else ""))
+        return (
+            f"broke the policy: {counted(remaining, unit)} past the deadline "
+            f"{'remains' if remaining == 1 else 'remain'}"
+            + (f" ({status})" if status != "ok" else "")
+            + (f": {error}" if error else "")
+        )
     if status != "ok":
         return f"broke the policy: {status}" + (f": {error}" if error else "")
     backlog = _num(rule.get("overdue_before"))
@@ -469,7 +537,7 @@ def details(rule: dict[str, Any], dry_run: bool) -> list[tuple[str, str]]:
         found.append(("due", f"{counted(rule['due'], unit)} (eligible, exempt or waiting)"))
     related = rule.get("related") or {}
     if related:
-        label = ("rows in the dropped databases" if rule.get("action") == "drop_database" else "related rows")
+        label = "rows in the dropped databases" if rule.get("action") == "drop_database" else "related rows"
         found.append((label + (" (would be)" if dry_run else ""), words(related)))
     for key, value in sorted((rule.get("extra") or {}).items()):
         in_unit = key in EXTRA_IN_RULE_UNIT and isinstance(value, int) and not isinstance(value, bool)
@@ -491,39 +559,78 @@ def _run_line(run: dict[str, Any], with_dag: bool) -> dict[str, Any]:
     armed = run.get("armed")
     source = run.get("source")
     return {
-        "dag_id": run.get("dag_id") if with_dag else None, "run_id": run.get("run_id"),
-        "as_of": run.get("as_of"), "generated_at": run.get("generated_at"), "source": source,
-        "armed": None if armed is None or run.get("dry_run_reason") == "not_armed" else (
-            ("enforcement armed" + (f" for source {source}" if source else "")
-             + (f" since {run['armed_since']}" if run.get("armed_since") else "")) if armed
-            else f"source {source} not armed yet" if source else "not armed yet"),
-        "reason": reason, "command": command,
+        "dag_id": run.get("dag_id") if with_dag else None,
+        "run_id": run.get("run_id"),
+        "as_of": run.get("as_of"),
+        "generated_at": run.get("generated_at"),
+        "source": source,
+        "armed": None
+        if armed is None or run.get("dry_run_reason") == "not_armed"
+        else (
+            (
+                "enforcement armed"
+                + (f" for source {source}" if source else "")
+                + (f" since {run['armed_since']}" if run.get("armed_since") else "")
+            )
+            if armed
+            else f"source {source} not armed yet"
+            if source
+            else "not armed yet"
+        ),
+        "reason": reason,
+        "command": command,
         "first_armed": FIRST_ARMED_LABEL if run.get("first_armed_run") and not run.get("dry_run") else "",
     }
 
 
-def _section(kind: str, title: str, runs: list[dict[str, Any]], rules: list[dict[str, Any]],
-             found: Verdict | None, with_dag: bool, missing: list[str] = ()) -> dict[str, Any]:
+def _section(
+    kind: str,
+    title: str,
+    runs: list[dict[str, Any]],
+    rules: list[dict[str, Any]],
+    found: Verdict | None,
+    with_dag: bool,
+    missing: list[str] = (),
+) -> dict[str, Any]:
     dry = kind == "dry"
     headers = {**HEADERS, **(DRY_HEADERS if dry else {})}
     rows = []
     for r in rules:
-        rows.append({
-            "rule": r.get("rule"), "dag_id": r.get("dag_id"), "description": r.get("description", ""),
-            "policy_section": r.get("policy_section", ""), "period": r.get("period", ""),
-            "period_is_default": r.get("period_is_default", False), "unit": _unit(r),
-            "cells": [_cell(r, f) for f in COUNT_FIELDS], "outcome": outcome(r, dry),
-            "level": row_level(r, dry), "details": details(r, dry),
-        })
+        rows.append(
+            {
+                "rule": r.get("rule"),
+                "dag_id": r.get("dag_id"),
+                "description": r.get("description", ""),
+                "policy_section": r.get("policy_section", ""),
+                "period": r.get("period", ""),
+                "period_is_default": r.get("period_is_default", False),
+                "unit": _unit(r),
+                "cells": [_cell(r, f) for f in COUNT_FIELDS],
+                "outcome": outcome(r, dry),
+                "level": row_level(r, dry),
+                "details": details(r, dry),
+            }
+        )
     levels = {row["level"] for row in rows}
     return {
-        "kind": kind, "id": "dry-runs" if dry else "real-runs", "title": title, "dry": dry,
-        "runs": [_run_line(r, with_dag) for r in runs], "rows": rows, "with_dag": with_dag,
-        "headers": [headers[f] for f in COUNT_FIELDS], "missing": list(missing),
-        "verdict": found, "legend": [item for item in LEGEND[dry] if item[0] in levels or not item[0]],
-        "backlog_note": BACKLOG_NOTE + ("A real run would remove them; this dry run changed nothing." if dry
-                                        else "The run removed them (or anonymised them, by the rule's "
-                                             "action: they are counted in deleted or anonymised too)."),
+        "kind": kind,
+        "id": "dry-runs" if dry else "real-runs",
+        "title": title,
+        "dry": dry,
+        "runs": [_run_line(r, with_dag) for r in runs],
+        "rows": rows,
+        "with_dag": with_dag,
+        "headers": [headers[f] for f in COUNT_FIELDS],
+        "missing": list(missing),
+        "verdict": found,
+        "legend": [item for item in LEGEND[dry] if item[0] in levels or not item[0]],
+        "backlog_note": BACKLOG_NOTE
+        + (
+            "A real run would remove them; this dry run changed nothing."
+            if dry
+            else "The run removed them (or anonymised them, by the rule's "
+            "action: they are counted in deleted or anonymised too)."
+        ),
         "columns": len(COUNT_FIELDS) + 3,
     }
 
@@ -543,22 +650,35 @@ def page(report: dict[str, Any]) -> dict[str, Any]:
         real_runs, dry_runs = [r for r in runs if not r.get("dry_run")], [r for r in runs if r.get("dry_run")]
         real_rules, dry_rules = [r for r in rules if not r.get("dry_run")], [r for r in rules if r.get("dry_run")]
         missing = report.get("no_real_run") or sorted(
-            {r["dag_id"] for r in dry_runs} - {r["dag_id"] for r in real_runs})
+            {r["dag_id"] for r in dry_runs} - {r["dag_id"] for r in real_runs}
+        )
         found = _latest_verdict(real_rules, dry_rules, missing)
-        sections = [_section("real", "Real runs (newest run of each nightly DAG)", real_runs, real_rules,
-                             None, True, missing)]
+        sections = [
+            _section("real", "Real runs (newest run of each nightly DAG)", real_runs, real_rules, None, True, missing)
+        ]
         if dry_runs:
-            sections.append(_section("dry", DRY_SECTION + ": the newest dry run of each DAG", dry_runs, dry_rules,
-                                     verdict(dry_rules, dry_run=True), True))
+            sections.append(
+                _section(
+                    "dry",
+                    DRY_SECTION + ": the newest dry run of each DAG",
+                    dry_runs,
+                    dry_rules,
+                    verdict(dry_rules, dry_run=True),
+                    True,
+                )
+            )
         first = False  # labelled on the run's own line: another DAG's run may not be its first
-    return {"report": report, "verdict": found, "sections": sections,
-            "first_armed_label": FIRST_ARMED_LABEL if first else ""}
+    return {
+        "report": report,
+        "verdict": found,
+        "sections": sections,
+        "first_armed_label": FIRST_ARMED_LABEL if first else "",
+    }
 
 
 def render_html(report: dict[str, Any]) -> str:
     # Escape everything: names come from the systems Lethe reads (database and file names).
-    env = Environment(loader=PackageLoader("lethe", "templates"), autoescape=True,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(loader=PackageLoader("lethe", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True)
     return env.get_template("report.html.j2").render(page=page(report), report=report)
 
 
@@ -582,8 +702,11 @@ def summary_text(root: Path | None = None) -> str:
     out = StringIO()
     console = Console(file=out, width=140, force_terminal=False, highlight=False)
     mark = {"ok": "OK", "breach": "BREACH", "failed": "FAILED", "dry": "DRY RUN", "none": "NOTHING ENFORCED"}
-    console.print(f"{mark.get(view['verdict'].level, view['verdict'].level.upper())}: {view['verdict'].text}",
-                  markup=False, soft_wrap=True)
+    console.print(
+        f"{mark.get(view['verdict'].level, view['verdict'].level.upper())}: {view['verdict'].text}",
+        markup=False,
+        soft_wrap=True,
+    )
     for section in view["sections"]:
         dry = section["dry"]
         console.print()
@@ -602,26 +725,54 @@ def summary_text(root: Path | None = None) -> str:
         if not section["rows"]:
             continue
         table = Table(box=box.SIMPLE_HEAD, padding=(0, 0), collapse_padding=True, pad_edge=False)
-        headers = ["rule", "DAG", "§", "period", "unit", "eligible",
-                   "would del." if dry else "deleted", "would anon." if dry else "anonym.",
-                   "held", "restr.", "backlog", "still due" if dry else "remain", "outcome"]
+        headers = [
+            "rule",
+            "DAG",
+            "§",
+            "period",
+            "unit",
+            "eligible",
+            "would del." if dry else "deleted",
+            "would anon." if dry else "anonym.",
+            "held",
+            "restr.",
+            "backlog",
+            "still due" if dry else "remain",
+            "outcome",
+        ]
         for header in headers:
             left = header in ("rule", "DAG", "§", "period", "unit", "outcome")
-            table.add_column(header, justify="left" if left else "right",
-                             overflow="fold", no_wrap=header != "outcome",
-                             min_width=28 if header == "outcome" else None)
+            table.add_column(
+                header,
+                justify="left" if left else "right",
+                overflow="fold",
+                no_wrap=header != "outcome",
+                min_width=28 if header == "outcome" else None,
+            )
         for row in section["rows"]:
             dag = (row["dag_id"] or "").removeprefix("lethe_").removesuffix("_retention")
-            table.add_row(row["rule"], dag, row["policy_section"].split(" (")[0],
-                          row["period"] + ("*" if row["period_is_default"] else ""), row["unit"],
-                          *[c["value"] for c in row["cells"]], row["outcome"])
+            table.add_row(
+                row["rule"],
+                dag,
+                row["policy_section"].split(" (")[0],
+                row["period"] + ("*" if row["period_is_default"] else ""),
+                row["unit"],
+                *[c["value"] for c in row["cells"]],
+                row["outcome"],
+            )
         console.print(table)
     console.print("* = configured default period: the policy states none.", markup=False, soft_wrap=True)
-    console.print("backlog = past deadline at the run's start: already past the deadline when the run began "
-                  "(a missed or failed night, or from before Lethe enforced); a real run removes it.",
-                  markup=False, soft_wrap=True)
+    console.print(
+        "backlog = past deadline at the run's start: already past the deadline when the run began "
+        "(a missed or failed night, or from before Lethe enforced); a real run removes it.",
+        markup=False,
+        soft_wrap=True,
+    )
     if latest.get("demo_key"):
-        console.print("NOTE: the audit key is the DEMO key written by `make seed`; do not use it for real data.",
-                      markup=False, soft_wrap=True)
+        console.print(
+            "NOTE: the audit key is the DEMO key written by `make seed`; do not use it for real data.",
+            markup=False,
+            soft_wrap=True,
+        )
     console.print(f"Report: {root / 'latest' / 'report.html'} (JSON: {path})", markup=False, soft_wrap=True)
     return out.getvalue()

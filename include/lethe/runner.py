@@ -41,10 +41,21 @@ class Engines:
         self._engines.clear()
 
 
-def make_context(*, run_id: str, dag_id: str, task_id: str, as_of: datetime, dry_run: bool,
-                 key: str, engines: Engines, policy: Policy | None = None,
-                 inventory: Inventory | None = None, batch_size: int = 1000,
-                 folder_for: Callable[[str], str] = connection_path, create_audit: bool = True) -> RunContext:
+def make_context(
+    *,
+    run_id: str,
+    dag_id: str,
+    task_id: str,
+    as_of: datetime,
+    dry_run: bool,
+    key: str,
+    engines: Engines,
+    policy: Policy | None = None,
+    inventory: Inventory | None = None,
+    batch_size: int = 1000,
+    folder_for: Callable[[str], str] = connection_path,
+    create_audit: bool = True,
+) -> RunContext:
     """The context of one task. ``create_audit``: create the audit tables if missing (a DAG's
     first task does it once per run; its later tasks pass False)."""
     policy = policy or load_policy()
@@ -52,10 +63,21 @@ def make_context(*, run_id: str, dag_id: str, task_id: str, as_of: datetime, dry
     audit = AuditTrail(engines(AUDIT_CONN_ID), key)
     if create_audit:
         audit.create()
-    return RunContext(run_id=run_id, dag_id=dag_id, task_id=task_id, as_of=as_of, dry_run=dry_run,
-                      policy=policy, inventory=inventory, audit=audit, key=key,
-                      engine_for=engines, batch_size=batch_size, url_for=engines.resolve,
-                      folder_for=folder_for)
+    return RunContext(
+        run_id=run_id,
+        dag_id=dag_id,
+        task_id=task_id,
+        as_of=as_of,
+        dry_run=dry_run,
+        policy=policy,
+        inventory=inventory,
+        audit=audit,
+        key=key,
+        engine_for=engines,
+        batch_size=batch_size,
+        url_for=engines.resolve,
+        folder_for=folder_for,
+    )
 
 
 def check_rule(ctx: RunContext, rule_id: str) -> str:
@@ -71,14 +93,26 @@ def scan_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
     action.check()
     result = action.scan()
     rule = ctx.policy.rule(rule_id)
-    log.info("%s scan (as-of %s, %s %s, %s): eligible %d, exempt by legal hold %d, exempt by "
-             "restriction %d, overdue before this run %d",
-             rule_id, ctx.as_of.isoformat(), rule.period, "(configured default)" if rule.is_default
-             else "(policy)", rule.policy_section, result.eligible, result.exempt_hold,
-             result.exempt_restriction, result.overdue_before)
+    log.info(
+        "%s scan (as-of %s, %s %s, %s): eligible %d, exempt by legal hold %d, exempt by "
+        "restriction %d, overdue before this run %d",
+        rule_id,
+        ctx.as_of.isoformat(),
+        rule.period,
+        "(configured default)" if rule.is_default else "(policy)",
+        rule.policy_section,
+        result.eligible,
+        result.exempt_hold,
+        result.exempt_restriction,
+        result.overdue_before,
+    )
     if result.overdue_before:
-        log.warning("%s: %d record(s) were already past their deadline before this run "
-                    "(a run was missed or failed): reported as overdue", rule_id, result.overdue_before)
+        log.warning(
+            "%s: %d record(s) were already past their deadline before this run "
+            "(a run was missed or failed): reported as overdue",
+            rule_id,
+            result.overdue_before,
+        )
     return result.to_dict()
 
 
@@ -95,8 +129,9 @@ def enforce_item(ctx: RunContext, rule_id: str, item: dict[str, Any]) -> dict[st
     return action.enforce_item(item)
 
 
-def combine_items(ctx: RunContext, rule_id: str, scanned: dict[str, Any],
-                  item_results: list[dict[str, Any]]) -> dict[str, Any]:
+def combine_items(
+    ctx: RunContext, rule_id: str, scanned: dict[str, Any], item_results: list[dict[str, Any]]
+) -> dict[str, Any]:
     action = action_for(ctx, rule_id)
     result = action.combine(RuleResult.from_dict(scanned), [r for r in item_results if r])
     return result.to_dict()
@@ -106,10 +141,16 @@ def enforce_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
     action = action_for(ctx, rule_id)
     action.check()
     result = action.enforce()
-    log.info("%s %s: %d deleted, %d anonymised in %d batch(es)%s%s", rule_id,
-             "dry run" if ctx.dry_run else "enforced", result.deleted, result.anonymised, result.batches,
-             "".join(f", {n} related {t} row(s)" for t, n in sorted(result.related.items())),
-             " - nothing was changed" if ctx.dry_run else "")
+    log.info(
+        "%s %s: %d deleted, %d anonymised in %d batch(es)%s%s",
+        rule_id,
+        "dry run" if ctx.dry_run else "enforced",
+        result.deleted,
+        result.anonymised,
+        result.batches,
+        "".join(f", {n} related {t} row(s)" for t, n in sorted(result.related.items())),
+        " - nothing was changed" if ctx.dry_run else "",
+    )
     return result.to_dict()
 
 
@@ -121,10 +162,18 @@ def summarise_rule(ctx: RunContext, rule_id: str, enforced: dict[str, Any]) -> d
     if result.remaining_after and not ctx.dry_run:
         result.status = "incomplete"
         log.error("%s: %d eligible record(s) remain after enforcement", rule_id, result.remaining_after)
-    log.info("%s summary: eligible %d, deleted %d, anonymised %d, exempt (hold %d, restriction %d), "
-             "overdue before %d, remaining after %d", rule_id, result.eligible, result.deleted,
-             result.anonymised, result.exempt_hold, result.exempt_restriction, result.overdue_before,
-             result.remaining_after)
+    log.info(
+        "%s summary: eligible %d, deleted %d, anonymised %d, exempt (hold %d, restriction %d), "
+        "overdue before %d, remaining after %d",
+        rule_id,
+        result.eligible,
+        result.deleted,
+        result.anonymised,
+        result.exempt_hold,
+        result.exempt_restriction,
+        result.overdue_before,
+        result.remaining_after,
+    )
     return result.to_dict()
 
 

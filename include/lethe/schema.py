@@ -18,8 +18,7 @@ from sqlalchemy.engine import Engine
 from lethe.errors import SchemaMismatch
 from lethe.sources.sql.models import SqlSource
 
-__all__ = ["Needs", "SchemaMismatch", "check_tables", "exemption_needs", "need", "reflect_tables",
-           "source_engine"]
+__all__ = ["Needs", "SchemaMismatch", "check_tables", "exemption_needs", "need", "reflect_tables", "source_engine"]
 
 # table name -> the column names used in it
 Needs = dict[str, set[str]]

@@ -12,8 +12,7 @@ import os
 
 from lethe.errors import MissingAuditKey
 
-__all__ = ["MissingAuditKey", "audit_key", "email_key", "is_demo_key", "keyed_hash", "normalise_email",
-           "subject_key"]
+__all__ = ["MissingAuditKey", "audit_key", "email_key", "is_demo_key", "keyed_hash", "normalise_email", "subject_key"]
 
 DEMO_KEY_PREFIX = "lethe-demo-key-"
 

@@ -6,7 +6,8 @@ from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, MetaData, St
 
 crm = MetaData()
 companies = Table(
-    "companies", crm,
+    "companies",
+    crm,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("name", String(200), nullable=False),
     Column("country", String(2), nullable=False),
@@ -14,7 +15,8 @@ companies = Table(
     Column("customer_until", Date),
 )
 contacts = Table(
-    "contacts", crm,
+    "contacts",
+    crm,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("company_id", Integer, ForeignKey("companies.id")),
     Column("first_name", String(100)),
@@ -26,7 +28,8 @@ contacts = Table(
     Column("last_contact_at", DateTime),
 )
 interactions = Table(
-    "interactions", crm,
+    "interactions",
+    crm,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("contact_id", Integer, ForeignKey("contacts.id"), nullable=False),
     Column("occurred_at", DateTime, nullable=False),
@@ -34,7 +37,8 @@ interactions = Table(
     Column("notes", Text),
 )
 trial_signups = Table(
-    "trial_signups", crm,
+    "trial_signups",
+    crm,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("contact_id", Integer, ForeignKey("contacts.id"), nullable=False),
     Column("database_name", String(64), nullable=False),
@@ -43,7 +47,8 @@ trial_signups = Table(
     Column("subscribed_at", DateTime),
 )
 legal_holds = Table(
-    "legal_holds", crm,
+    "legal_holds",
+    crm,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("email", String(254), nullable=False),
     Column("reason", String(200), nullable=False),
@@ -51,7 +56,8 @@ legal_holds = Table(
     Column("released_at", DateTime),
 )
 restrictions = Table(
-    "restrictions", crm,
+    "restrictions",
+    crm,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("email", String(254), nullable=False),
     Column("requested_at", DateTime, nullable=False),
@@ -60,7 +66,8 @@ restrictions = Table(
 
 marketing = MetaData()
 newsletter_subscribers = Table(
-    "newsletter_subscribers", marketing,
+    "newsletter_subscribers",
+    marketing,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("email", String(254)),
     Column("first_name", String(100)),
@@ -69,13 +76,15 @@ newsletter_subscribers = Table(
     Column("unsubscribed_at", DateTime),
 )
 suppression_list = Table(
-    "suppression_list", marketing,
+    "suppression_list",
+    marketing,
     Column("email_hash", String(64), primary_key=True),
     Column("added_at", DateTime, nullable=False),
     Column("reason", String(200), nullable=False),
 )
 cookie_consents = Table(
-    "cookie_consents", marketing,
+    "cookie_consents",
+    marketing,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("cookie_id", String(64), nullable=False),
     Column("consented_at", DateTime, nullable=False),
@@ -83,7 +92,8 @@ cookie_consents = Table(
     Column("ip_address", String(45)),
 )
 web_events = Table(
-    "web_events", marketing,
+    "web_events",
+    marketing,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("cookie_id", String(64), nullable=False),
     Column("cookie_set_at", DateTime, nullable=False),

@@ -48,7 +48,7 @@ class DemoSizes:
 
 def _chunks(rows, size=1000):
     for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+        yield rows[start : start + size]
 
 
 def _insert(engine: Engine, table, rows) -> None:
@@ -76,8 +76,15 @@ def _random_companies(fake: Faker, rng: random.Random, count: int, today) -> lis
         if kind == "former":
             until = today - timedelta(days=rng.randint(1, 3000))
             since = min(since, until - timedelta(days=30))
-        companies.append({"id": cid, "name": fake.company(), "country": fake.country_code(),
-                          "customer_since": since, "customer_until": until})
+        companies.append(
+            {
+                "id": cid,
+                "name": fake.company(),
+                "country": fake.country_code(),
+                "customer_since": since,
+                "customer_until": until,
+            }
+        )
     return companies
 
 
@@ -96,9 +103,15 @@ def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes |
     k1 = Period(months=60)
     k1_due = at_deadline(as_of, k1).date()
     for offset, cid in ((0, sizes.companies + 1), (1, sizes.companies + 2)):
-        companies.append({"id": cid, "name": fake.company(), "country": "NL",
-                          "customer_since": k1_due - timedelta(days=2000),
-                          "customer_until": k1_due + timedelta(days=offset)})
+        companies.append(
+            {
+                "id": cid,
+                "name": fake.company(),
+                "country": "NL",
+                "customer_since": k1_due - timedelta(days=2000),
+                "customer_until": k1_due + timedelta(days=offset),
+            }
+        )
     _insert(engine, schema.companies, companies)
 
     contacts, interactions, used = [], [], []
@@ -112,18 +125,31 @@ def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes |
             last = last.replace(microsecond=0)
         email = fake.unique.email()
         used.append(email)
-        contacts.append({
-            "id": pid, "company_id": rng.randint(1, n_companies) if rng.random() > 0.03 else None,
-            "first_name": fake.first_name(), "last_name": fake.last_name(), "email": email,
-            "phone": fake.phone_number(), "job_title": fake.job(), "created_at": created,
-            "last_contact_at": last,
-        })
+        contacts.append(
+            {
+                "id": pid,
+                "company_id": rng.randint(1, n_companies) if rng.random() > 0.03 else None,
+                "first_name": fake.first_name(),
+                "last_name": fake.last_name(),
+                "email": email,
+                "phone": fake.phone_number(),
+                "job_title": fake.job(),
+                "created_at": created,
+                "last_contact_at": last,
+            }
+        )
         for _ in range(rng.choice([0, 0, 1, 2, 3, 5])):
             iid += 1
             when = (created + (as_of - created) * rng.random()).replace(microsecond=0)
-            interactions.append({"id": iid, "contact_id": pid, "occurred_at": when,
-                                 "channel": rng.choice(["email", "phone", "form", "meeting"]),
-                                 "notes": f"{fake.sentence()} Bel {fake.first_name()} op {fake.phone_number()}."})
+            interactions.append(
+                {
+                    "id": iid,
+                    "contact_id": pid,
+                    "occurred_at": when,
+                    "channel": rng.choice(["email", "phone", "form", "meeting"]),
+                    "notes": f"{fake.sentence()} Bel {fake.first_name()} op {fake.phone_number()}.",
+                }
+            )
 
     # C1 boundaries at prospects: last contact exactly at the deadline and one second after;
     # creation date only; an old last contact but a recent interaction.
@@ -138,9 +164,19 @@ def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes |
         pid += 1
         email = fake.unique.email()
         used.append(email)
-        contacts.append({"id": pid, "company_id": company_id, "first_name": fake.first_name(),
-                         "last_name": fake.last_name(), "email": email, "phone": fake.phone_number(),
-                         "job_title": fake.job(), "created_at": created, "last_contact_at": last})
+        contacts.append(
+            {
+                "id": pid,
+                "company_id": company_id,
+                "first_name": fake.first_name(),
+                "last_name": fake.last_name(),
+                "email": email,
+                "phone": fake.phone_number(),
+                "job_title": fake.job(),
+                "created_at": created,
+                "last_contact_at": last,
+            }
+        )
         return pid
 
     boundary_contact(prospect_company, c1_due - timedelta(days=90), c1_due)
@@ -149,8 +185,15 @@ def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes |
     boundary_contact(prospect_company, c1_due + SECOND, None)
     recent = boundary_contact(prospect_company, c1_due - timedelta(days=400), c1_due - timedelta(days=300))
     iid += 1
-    interactions.append({"id": iid, "contact_id": recent, "occurred_at": c1_due + SECOND,
-                         "channel": "meeting", "notes": "Follow-up meeting."})
+    interactions.append(
+        {
+            "id": iid,
+            "contact_id": recent,
+            "occurred_at": c1_due + SECOND,
+            "channel": "meeting",
+            "notes": "Follow-up meeting.",
+        }
+    )
     boundary_contact(former_company, c1_due - timedelta(days=900), c1_due - timedelta(days=800))
     boundary_contact(former_company + 1, c1_due - timedelta(days=900), c1_due - timedelta(days=800))
 
@@ -168,19 +211,32 @@ def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes |
             released = as_of
         if state == "future":
             placed = as_of + timedelta(days=rng.randint(1, 30))
-        holds.append({"id": hid, "email": _spaced(address, rng), "placed_at": placed,
-                      "released_at": released, "reason": rng.choice(["dispute", "claim", "authority request"])})
+        holds.append(
+            {
+                "id": hid,
+                "email": _spaced(address, rng),
+                "placed_at": placed,
+                "released_at": released,
+                "reason": rng.choice(["dispute", "claim", "authority request"]),
+            }
+        )
     for rid, address in enumerate(sample[60:], start=1):
         requested = as_of - timedelta(days=rng.randint(1, 900))
         lifted = requested + timedelta(days=rng.randint(1, 60)) if rng.random() < 0.3 else None
         if lifted and lifted > as_of:
             lifted = None
-        restrictions.append({"id": rid, "email": _spaced(address, rng), "requested_at": requested,
-                             "lifted_at": lifted})
+        restrictions.append({"id": rid, "email": _spaced(address, rng), "requested_at": requested, "lifted_at": lifted})
     # A hold exactly at the as-of is in force; one released exactly at the as-of is not.
     contact_at_deadline = contacts[sizes.contacts]["email"]
-    holds.append({"id": len(holds) + 1, "email": contact_at_deadline.upper(), "placed_at": as_of,
-                  "released_at": None, "reason": "dispute"})
+    holds.append(
+        {
+            "id": len(holds) + 1,
+            "email": contact_at_deadline.upper(),
+            "placed_at": as_of,
+            "released_at": None,
+            "reason": "dispute",
+        }
+    )
     _insert(engine, schema.legal_holds, holds)
     _insert(engine, schema.restrictions, restrictions)
     _seed_trial_signups(engine, as_of, seed, contacts, holds, restrictions, sample)
@@ -194,8 +250,15 @@ def _trial_name(fake: Faker, tid: int) -> str:
     return f"trial_{slug}_{tid}"
 
 
-def _seed_trial_signups(engine: Engine, as_of: datetime, seed: int, contacts: list[dict], holds: list[dict],
-                        restrictions: list[dict], sample: list[str]) -> None:
+def _seed_trial_signups(
+    engine: Engine,
+    as_of: datetime,
+    seed: int,
+    contacts: list[dict],
+    holds: list[dict],
+    restrictions: list[dict],
+    sample: list[str],
+) -> None:
     """A few hundred free-trial sign-ups around the T1 boundary (trial end + 90 days).
 
     Their own generators keep the rest of the CRM as it is when these change. Sign-ups go to
@@ -206,14 +269,23 @@ def _seed_trial_signups(engine: Engine, as_of: datetime, seed: int, contacts: li
     fake.seed_instance(seed + 1000)
     rng = random.Random(seed + 1000)
     recent = as_of - timedelta(days=730)
-    pool = [c["id"] for c in contacts
-            if c["created_at"] >= recent or (c["last_contact_at"] and c["last_contact_at"] >= recent)]
+    pool = [
+        c["id"]
+        for c in contacts
+        if c["created_at"] >= recent or (c["last_contact_at"] and c["last_contact_at"] >= recent)
+    ]
     by_email = {c["email"]: c["id"] for c in contacts}
     # holds[i] and restrictions[i] were drawn for sample[i] and sample[60 + i].
-    held = [by_email[sample[i]] for i, h in enumerate(holds[:60])
-            if h["placed_at"] <= as_of and (h["released_at"] is None or h["released_at"] > as_of)]
-    lapsed = [by_email[sample[i]] for i, h in enumerate(holds[:60])
-              if (h["released_at"] is not None and h["released_at"] <= as_of) or h["placed_at"] > as_of]
+    held = [
+        by_email[sample[i]]
+        for i, h in enumerate(holds[:60])
+        if h["placed_at"] <= as_of and (h["released_at"] is None or h["released_at"] > as_of)
+    ]
+    lapsed = [
+        by_email[sample[i]]
+        for i, h in enumerate(holds[:60])
+        if (h["released_at"] is not None and h["released_at"] <= as_of) or h["placed_at"] > as_of
+    ]
     restricted = [by_email[sample[60 + i]] for i, r in enumerate(restrictions) if r["lifted_at"] is None]
     t1 = Period(days=90)
     deadline = at_deadline(as_of, t1)  # a trial ending here is due exactly at the as-of
@@ -221,9 +293,16 @@ def _seed_trial_signups(engine: Engine, as_of: datetime, seed: int, contacts: li
 
     def signup(ends: datetime, contact_id: int, subscribed: datetime | None = None) -> None:
         tid = len(trials) + 1
-        trials.append({"id": tid, "contact_id": contact_id, "database_name": _trial_name(fake, tid),
-                       "trial_started_at": ends - timedelta(days=30), "trial_ends_at": ends,
-                       "subscribed_at": subscribed})
+        trials.append(
+            {
+                "id": tid,
+                "contact_id": contact_id,
+                "database_name": _trial_name(fake, tid),
+                "trial_started_at": ends - timedelta(days=30),
+                "trial_ends_at": ends,
+                "subscribed_at": subscribed,
+            }
+        )
 
     for _ in range(300):
         started = as_of - timedelta(days=rng.randint(5, 420), seconds=rng.randint(0, 86399))
@@ -240,8 +319,9 @@ def _seed_trial_signups(engine: Engine, as_of: datetime, seed: int, contacts: li
     _insert(engine, schema.trial_signups, trials)
 
 
-def seed_marketing(engine: Engine, as_of: datetime, crm_emails: list[str], seed: int = 43,
-                   sizes: DemoSizes | None = None) -> None:
+def seed_marketing(
+    engine: Engine, as_of: datetime, crm_emails: list[str], seed: int = 43, sizes: DemoSizes | None = None
+) -> None:
     sizes = sizes or DemoSizes()
     fake = Faker(["nl_NL", "fr_FR", "en_GB"])
     fake.seed_instance(seed)
@@ -256,15 +336,29 @@ def seed_marketing(engine: Engine, as_of: datetime, crm_emails: list[str], seed:
         if rng.random() < 0.35:
             unsubscribed = (subscribed + (as_of - subscribed) * rng.random()).replace(microsecond=0)
         email = rng.choice(crm_emails) if rng.random() < 0.15 else fake.unique.email()
-        subscribers.append({"id": sid, "email": email, "first_name": fake.first_name(),
-                            "country": fake.country_code(), "subscribed_at": subscribed,
-                            "unsubscribed_at": unsubscribed})
+        subscribers.append(
+            {
+                "id": sid,
+                "email": email,
+                "first_name": fake.first_name(),
+                "country": fake.country_code(),
+                "subscribed_at": subscribed,
+                "unsubscribed_at": unsubscribed,
+            }
+        )
     # N1 boundaries: unsubscribed exactly at the as-of (acted on) and one second after (kept).
     for offset in (timedelta(0), SECOND, -timedelta(days=8)):
         sid = len(subscribers) + 1
-        subscribers.append({"id": sid, "email": fake.unique.email(), "first_name": fake.first_name(),
-                            "country": "FR", "subscribed_at": as_of - timedelta(days=100),
-                            "unsubscribed_at": as_of + offset})
+        subscribers.append(
+            {
+                "id": sid,
+                "email": fake.unique.email(),
+                "first_name": fake.first_name(),
+                "country": "FR",
+                "subscribed_at": as_of - timedelta(days=100),
+                "unsubscribed_at": as_of + offset,
+            }
+        )
     _insert(engine, schema.newsletter_subscribers, subscribers)
 
     def cookie() -> str:
@@ -274,26 +368,48 @@ def seed_marketing(engine: Engine, as_of: datetime, crm_emails: list[str], seed:
     w2 = Period(months=13)
     w2_due = at_deadline(as_of, w2)
     for cid in range(1, sizes.consents + 1):
-        consents.append({"id": cid, "cookie_id": cookie(),
-                         "consented_at": as_of - timedelta(days=rng.randint(0, 800), seconds=rng.randint(0, 86399)),
-                         "categories": rng.choice(["analytics", "analytics,ads", "ads"]),
-                         "ip_address": fake.ipv4_public() if rng.random() < 0.8 else fake.ipv6()})
+        consents.append(
+            {
+                "id": cid,
+                "cookie_id": cookie(),
+                "consented_at": as_of - timedelta(days=rng.randint(0, 800), seconds=rng.randint(0, 86399)),
+                "categories": rng.choice(["analytics", "analytics,ads", "ads"]),
+                "ip_address": fake.ipv4_public() if rng.random() < 0.8 else fake.ipv6(),
+            }
+        )
     for offset in (timedelta(0), SECOND):
-        consents.append({"id": len(consents) + 1, "cookie_id": cookie(), "consented_at": w2_due + offset,
-                         "categories": "analytics", "ip_address": fake.ipv4_public()})
+        consents.append(
+            {
+                "id": len(consents) + 1,
+                "cookie_id": cookie(),
+                "consented_at": w2_due + offset,
+                "categories": "analytics",
+                "ip_address": fake.ipv4_public(),
+            }
+        )
     _insert(engine, schema.cookie_consents, consents)
 
     events = []
     w1 = Period(days=90)
     w1_due = at_deadline(as_of, w1)
-    cookies = [(cookie(), as_of - timedelta(days=rng.randint(0, 200), seconds=rng.randint(0, 86399)))
-               for _ in range(sizes.web_events // 5)]
+    cookies = [
+        (cookie(), as_of - timedelta(days=rng.randint(0, 200), seconds=rng.randint(0, 86399)))
+        for _ in range(sizes.web_events // 5)
+    ]
     cookies += [(cookie(), w1_due), (cookie(), w1_due + SECOND)]
     for eid in range(1, sizes.web_events + 1):
         cookie_id, set_at = cookies[eid % len(cookies)] if eid > 2 else cookies[-eid]
-        events.append({"id": eid, "cookie_id": cookie_id, "cookie_set_at": set_at,
-                       "occurred_at": set_at + timedelta(minutes=rng.randint(0, 60 * 24 * 30)),
-                       "url": fake.uri(), "ip_address": fake.ipv4_public(), "user_agent": fake.user_agent()})
+        events.append(
+            {
+                "id": eid,
+                "cookie_id": cookie_id,
+                "cookie_set_at": set_at,
+                "occurred_at": set_at + timedelta(minutes=rng.randint(0, 60 * 24 * 30)),
+                "url": fake.uri(),
+                "ip_address": fake.ipv4_public(),
+                "user_agent": fake.user_agent(),
+            }
+        )
     _insert(engine, schema.web_events, events)
 
 
@@ -310,4 +426,5 @@ def write_demo_key(path: Path) -> str:
 
 def seed_date(value: str | date | datetime) -> datetime:
     from lethe.periods import to_utc_naive
+
     return to_utc_naive(value)

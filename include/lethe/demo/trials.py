@@ -31,18 +31,21 @@ from lethe.demo import schema
 
 trial_metadata = MetaData()
 users = Table(
-    "users", trial_metadata,
+    "users",
+    trial_metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("name", String(200), nullable=False),
     Column("email", String(254)),
 )
 resources = Table(
-    "resources", trial_metadata,
+    "resources",
+    trial_metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("name", String(200), nullable=False),
 )
 tasks = Table(
-    "tasks", trial_metadata,
+    "tasks",
+    trial_metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("resource_id", Integer, ForeignKey("resources.id"), nullable=False),
     Column("title", String(200), nullable=False),
@@ -107,8 +110,9 @@ def drop_database(trials_url: str | URL, name: str) -> None:
         engine.dispose()
 
 
-def create_trial_database(trials_url: str | URL, name: str, fake: Faker, rng: random.Random,
-                          as_of: datetime) -> dict[str, int]:
+def create_trial_database(
+    trials_url: str | URL, name: str, fake: Faker, rng: random.Random, as_of: datetime
+) -> dict[str, int]:
     """A trial database with a few planning rows; returns the rows per table."""
     create_database(trials_url, name)
     engine = make_engine(database_url(trials_url, name))
@@ -116,15 +120,25 @@ def create_trial_database(trials_url: str | URL, name: str, fake: Faker, rng: ra
         trial_metadata.create_all(engine)
         n_users, n_resources, n_tasks = rng.randint(1, 4), rng.randint(1, 5), rng.randint(2, 12)
         with engine.begin() as conn:
-            conn.execute(insert(users), [{"id": i, "name": fake.name(), "email": fake.email()}
-                                         for i in range(1, n_users + 1)])
-            conn.execute(insert(resources), [{"id": i, "name": rng.choice([fake.name(), fake.word().title()])}
-                                             for i in range(1, n_resources + 1)])
+            conn.execute(
+                insert(users), [{"id": i, "name": fake.name(), "email": fake.email()} for i in range(1, n_users + 1)]
+            )
+            conn.execute(
+                insert(resources),
+                [{"id": i, "name": rng.choice([fake.name(), fake.word().title()])} for i in range(1, n_resources + 1)],
+            )
             rows = []
             for i in range(1, n_tasks + 1):
                 start = (as_of - timedelta(days=rng.randint(90, 500), hours=rng.randint(0, 23))).replace(microsecond=0)
-                rows.append({"id": i, "resource_id": rng.randint(1, n_resources), "title": fake.sentence(nb_words=4),
-                             "starts_at": start, "ends_at": start + timedelta(hours=rng.randint(1, 48))})
+                rows.append(
+                    {
+                        "id": i,
+                        "resource_id": rng.randint(1, n_resources),
+                        "title": fake.sentence(nb_words=4),
+                        "starts_at": start,
+                        "ends_at": start + timedelta(hours=rng.randint(1, 48)),
+                    }
+                )
             conn.execute(insert(tasks), rows)
     finally:
         engine.dispose()
@@ -136,14 +150,16 @@ def _customer_contact(crm: Engine) -> int:
     c, co = schema.contacts, schema.companies
     with crm.connect() as conn:
         found = conn.execute(
-            select(func.min(c.c.id)).select_from(c.join(co, co.c.id == c.c.company_id))
+            select(func.min(c.c.id))
+            .select_from(c.join(co, co.c.id == c.c.company_id))
             .where(co.c.customer_since.is_not(None), co.c.customer_until.is_(None))
         ).scalar()
         return found or conn.execute(select(func.min(c.c.id))).scalar_one()
 
 
-def seed_trial_databases(trials_url: str | URL, crm_engine: Engine, as_of: datetime, seed: int = 44,
-                         *, tag: str = "") -> dict:
+def seed_trial_databases(
+    trials_url: str | URL, crm_engine: Engine, as_of: datetime, seed: int = 44, *, tag: str = ""
+) -> dict:
     """Create the database of every live CRM sign-up row, and the decoys; returns the names by kind."""
     fake = Faker(["nl_NL", "fr_FR", "en_GB"])
     fake.seed_instance(seed)
@@ -153,8 +169,13 @@ def seed_trial_databases(trials_url: str | URL, crm_engine: Engine, as_of: datet
     long_ago = as_of - timedelta(days=400)
 
     converted = f"trial_{tag}customer_planning"
-    refused = [f"trial_{tag}o'brien", f"trial_{tag}x; drop", f"trial_{tag}a b", f"trial_{tag}tick`s",
-               f"Trial_{tag}Legacy_Import"]
+    refused = [
+        f"trial_{tag}o'brien",
+        f"trial_{tag}x; drop",
+        f"trial_{tag}a b",
+        f"trial_{tag}tick`s",
+        f"Trial_{tag}Legacy_Import",
+    ]
     with crm_engine.begin() as conn:
         next_id = (conn.execute(select(func.max(signups.c.id))).scalar() or 0) + 1
         decoy_rows = [
@@ -162,12 +183,20 @@ def seed_trial_databases(trials_url: str | URL, crm_engine: Engine, as_of: datet
             {"name": converted, "ends": long_ago, "subscribed": None},
             {"name": converted, "ends": as_of - timedelta(days=200), "subscribed": as_of - timedelta(days=215)},
         ] + [{"name": name, "ends": long_ago, "subscribed": None} for name in refused]
-        conn.execute(insert(signups), [
-            {"id": next_id + i, "contact_id": contact, "database_name": row["name"],
-             "trial_started_at": row["ends"] - timedelta(days=30), "trial_ends_at": row["ends"],
-             "subscribed_at": row["subscribed"]}
-            for i, row in enumerate(decoy_rows)
-        ])
+        conn.execute(
+            insert(signups),
+            [
+                {
+                    "id": next_id + i,
+                    "contact_id": contact,
+                    "database_name": row["name"],
+                    "trial_started_at": row["ends"] - timedelta(days=30),
+                    "trial_ends_at": row["ends"],
+                    "subscribed_at": row["subscribed"],
+                }
+                for i, row in enumerate(decoy_rows)
+            ],
+        )
         named = sorted(set(conn.execute(select(signups.c.database_name)).scalars()))
 
     orphans = [f"trial_{tag}{label}" for label in ("orphan_import_2019", "restore_copy", "old_demo")]
@@ -179,5 +208,11 @@ def seed_trial_databases(trials_url: str | URL, crm_engine: Engine, as_of: datet
     if url.get_backend_name() == "sqlite":
         # Not a database at all: a file in the folder that only looks related.
         (Path(url.database) / f"trial_{tag}notes.txt").write_text("Not a database: never touched by T1.\n")
-    return {"trials": [n for n in named if n not in refused and n != converted], "converted": converted,
-            "refused": refused, "orphans": orphans, "others": others, "tables": tables}
+    return {
+        "trials": [n for n in named if n not in refused and n != converted],
+        "converted": converted,
+        "refused": refused,
+        "orphans": orphans,
+        "others": others,
+        "tables": tables,
+    }

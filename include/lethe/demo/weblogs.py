@@ -28,23 +28,41 @@ OTHER_FILES = ("access.log", "error.log")
 
 # Requests, referrers and agents in the style of the sample log.
 PATHS = (
-    "/", "/favicon.ico", "/robots.txt", "/style2.css", "/reset.css", "/images/jordan-80.png",
-    "/images/web/2009/banner.png", "/blog/tags/puppet?flav=rss20", "/blog/geekery/xvfb-firefox.html",
-    "/articles/dynamic-dns-with-dhcp/", "/projects/xdotool/", "/projects/xdotool/xdotool.xhtml",
-    "/presentations/logstash-monitorama-2013/", "/presentations/logstash-monitorama-2013/css/print/paper.css",
+    "/",
+    "/favicon.ico",
+    "/robots.txt",
+    "/style2.css",
+    "/reset.css",
+    "/images/jordan-80.png",
+    "/images/web/2009/banner.png",
+    "/blog/tags/puppet?flav=rss20",
+    "/blog/geekery/xvfb-firefox.html",
+    "/articles/dynamic-dns-with-dhcp/",
+    "/projects/xdotool/",
+    "/projects/xdotool/xdotool.xhtml",
+    "/presentations/logstash-monitorama-2013/",
+    "/presentations/logstash-monitorama-2013/css/print/paper.css",
     "/presentations/logstash-monitorama-2013/images/kibana-search.png",
     "/presentations/logstash-monitorama-2013/plugin/highlight/highlight.js",
-    "/planning/pricing", "/planning/free-trial", "/planning/login", "/planning/api/v2/resources",
+    "/planning/pricing",
+    "/planning/free-trial",
+    "/planning/login",
+    "/planning/api/v2/resources",
 )
 REFERRERS = (
-    "-", "-", "-", "http://semicomplete.com/", "http://semicomplete.com/presentations/logstash-monitorama-2013/",
-    "https://www.google.com/", "https://www.bing.com/search?q=planning+software", "https://www.planningpme.com/",
+    "-",
+    "-",
+    "-",
+    "http://semicomplete.com/",
+    "http://semicomplete.com/presentations/logstash-monitorama-2013/",
+    "https://www.google.com/",
+    "https://www.bing.com/search?q=planning+software",
+    "https://www.planningpme.com/",
 )
 AGENTS = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/32.0.1700.77 Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
     "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.5 Mobile/15E148 Safari/604.1",
@@ -88,8 +106,10 @@ def log_line(rng: random.Random, client: str, when: datetime) -> str:
     method = "GET" if rng.random() < 0.95 else rng.choice(("POST", "HEAD"))
     status = rng.choice(STATUSES)
     size = "-" if status == 304 else str(rng.randint(200, 250_000))
-    return (f'{client} - - [{stamp}] "{method} {rng.choice(PATHS)} HTTP/1.1" {status} {size} '
-            f'"{rng.choice(REFERRERS)}" "{rng.choice(AGENTS)}"\n')
+    return (
+        f'{client} - - [{stamp}] "{method} {rng.choice(PATHS)} HTTP/1.1" {status} {size} '
+        f'"{rng.choice(REFERRERS)}" "{rng.choice(AGENTS)}"\n'
+    )
 
 
 def day_lines(rng: random.Random, clients: list[str], day: datetime, n: int) -> bytes:
@@ -105,8 +125,9 @@ def log_name(day: datetime, gz: bool) -> str:
     return f"access.log-{day:%Y%m%d}" + (".gz" if gz else "")
 
 
-def seed_weblogs(folder: Path | str, as_of: datetime, seed: int = 44, days: int = DEMO_DAYS,
-                 lines: tuple[int, int] = (200, 400)) -> dict:
+def seed_weblogs(
+    folder: Path | str, as_of: datetime, seed: int = 44, days: int = DEMO_DAYS, lines: tuple[int, int] = (200, 400)
+) -> dict:
     """Write ``days`` daily logs ending the day before ``as_of``; returns what was written.
 
     Earlier demo logs (and Lethe temporary files) in the folder are removed first; nothing else is.
@@ -115,8 +136,7 @@ def seed_weblogs(folder: Path | str, as_of: datetime, seed: int = 44, days: int 
     folder.mkdir(parents=True, exist_ok=True)
     for entry in folder.iterdir():
         name = entry.name
-        if entry.is_file() and (name.startswith("access.log") or name.endswith(".lethe-tmp")
-                                or name in OTHER_FILES):
+        if entry.is_file() and (name.startswith("access.log") or name.endswith(".lethe-tmp") or name in OTHER_FILES):
             entry.unlink()
     rng = random.Random(seed)
     clients = demo_clients(rng)
@@ -130,8 +150,10 @@ def seed_weblogs(folder: Path | str, as_of: datetime, seed: int = 44, days: int 
         gz = back > GZIP_AFTER_DAYS
         path = folder / log_name(day, gz)
         if gz:
-            with open(path, "wb") as raw, gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=raw,
-                                                        compresslevel=6, mtime=0) as out:
+            with (
+                open(path, "wb") as raw,
+                gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=raw, compresslevel=6, mtime=0) as out,
+            ):
                 out.write(data)
         else:
             path.write_bytes(data)
@@ -141,5 +163,6 @@ def seed_weblogs(folder: Path | str, as_of: datetime, seed: int = 44, days: int 
     # The live log (today so far) and another log: not matched by the pattern, never touched.
     (folder / "access.log").write_bytes(day_lines(rng, clients, today, 50))
     (folder / "error.log").write_text(
-        f"[{today:%a %b %d %H:%M:%S %Y}] [error] [client {clients[0]}] File does not exist: /srv/www/x.php\n")
+        f"[{today:%a %b %d %H:%M:%S %Y}] [error] [client {clients[0]}] File does not exist: /srv/www/x.php\n"
+    )
     return {"folder": str(folder), "files": written, "lines": total_lines}

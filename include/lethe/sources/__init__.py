@@ -126,5 +126,13 @@ from lethe.sources.registry import (
     register_kind,
 )
 
-__all__ = ["SourceKind", "action_class", "action_names", "kind", "kinds", "mapped_kinds", "register_action",
-           "register_kind"]
+__all__ = [
+    "SourceKind",
+    "action_class",
+    "action_names",
+    "kind",
+    "kinds",
+    "mapped_kinds",
+    "register_action",
+    "register_kind",
+]

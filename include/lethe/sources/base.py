@@ -111,34 +111,59 @@ class RuleAction(ABC):
     def exemptions(self) -> Exemptions:
         """The holds and restrictions in force at the as-of (read once, when first needed)."""
         if self._exemptions is None:
-            self._exemptions = (load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of,
-                                                user=self.user)
-                                if self.uses_holds else Exemptions())
+            self._exemptions = (
+                load_exemptions(self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of, user=self.user)
+                if self.uses_holds
+                else Exemptions()
+            )
         return self._exemptions
 
     def new_result(self) -> RuleResult:
-        return RuleResult(rule_id=self.policy_rule.id, source=self.source.source, action=self.name,
-                          dry_run=self.ctx.dry_run, as_of=self.ctx.as_of.isoformat())
+        return RuleResult(
+            rule_id=self.policy_rule.id,
+            source=self.source.source,
+            action=self.name,
+            dry_run=self.ctx.dry_run,
+            as_of=self.ctx.as_of.isoformat(),
+        )
 
     # The result fields a rule's closing audit entry carries (with the result's extra counts).
     summary_fields: ClassVar[tuple[str, ...]] = (
-        "eligible", "deleted", "anonymised", "exempt_hold", "exempt_restriction", "overdue_before",
-        "batches", "related")
+        "eligible",
+        "deleted",
+        "anonymised",
+        "exempt_hold",
+        "exempt_restriction",
+        "overdue_before",
+        "batches",
+        "related",
+    )
 
-    def audit_entry(self, action: str, subject_key: str, record_count: int,
-                    details: dict[str, Any]) -> AuditEntry:
+    def audit_entry(self, action: str, subject_key: str, record_count: int, details: dict[str, Any]) -> AuditEntry:
         """An entry of this rule in this run; details hold names and counts, never personal data."""
         return AuditEntry(
-            run_id=self.ctx.run_id, dag_id=self.ctx.dag_id, task_id=self.ctx.task_id,
-            rule_id=self.policy_rule.id, source=self.source.source, action=action,
-            subject_key=subject_key, record_count=record_count, as_of=self.ctx.as_of,
-            dry_run=self.ctx.dry_run, details=details)
+            run_id=self.ctx.run_id,
+            dag_id=self.ctx.dag_id,
+            task_id=self.ctx.task_id,
+            rule_id=self.policy_rule.id,
+            source=self.source.source,
+            action=action,
+            subject_key=subject_key,
+            record_count=record_count,
+            as_of=self.ctx.as_of,
+            dry_run=self.ctx.dry_run,
+            details=details,
+        )
 
     def summary_entry(self, result: RuleResult) -> AuditEntry:
         """The rule's closing entry for the run: its counts, so the trail alone tells the story."""
         counts = result.to_dict()
-        return self.audit_entry("rule_summary", "-", result.deleted + result.anonymised,
-                                {**{k: counts[k] for k in self.summary_fields}, **result.extra})
+        return self.audit_entry(
+            "rule_summary",
+            "-",
+            result.deleted + result.anonymised,
+            {**{k: counts[k] for k in self.summary_fields}, **result.extra},
+        )
 
     @abstractmethod
     def check(self) -> None:

@@ -101,12 +101,16 @@ def register_action(cls: type) -> type:
     """Class decorator: ``cls`` handles ``cls.name`` on sources of kind ``cls.source_kind``."""
     key = (cls.source_kind, cls.name)
     if key in ACTIONS:
-        raise DuplicateRegistration(f"action {cls.name!r} of {cls.source_kind} sources is already registered "
-                                    f"({ACTIONS[key].__module__}.{ACTIONS[key].__qualname__})")
+        raise DuplicateRegistration(
+            f"action {cls.name!r} of {cls.source_kind} sources is already registered "
+            f"({ACTIONS[key].__module__}.{ACTIONS[key].__qualname__})"
+        )
     known = kind(cls.source_kind).action_names
     if cls.name not in known:
-        raise ConfigError(f"{cls.__qualname__}: {cls.source_kind} sources have no action {cls.name!r} "
-                                    f"in their rule model (known: {', '.join(known)})")
+        raise ConfigError(
+            f"{cls.__qualname__}: {cls.source_kind} sources have no action {cls.name!r} "
+            f"in their rule model (known: {', '.join(known)})"
+        )
     ACTIONS[key] = cls
     return cls
 

@@ -189,9 +189,7 @@ class IpMasker:
                 # A port and/or a trailing "]" (Apache's "[client 1.2.3.4:80]"): strip one "]"
                 # unless it closes an IPv6 bracket, then let urlparse find the host, as anonip.
                 host = token
-                if (host.startswith("[") and host.endswith("]]")) or (
-                    not host.startswith("[") and host.endswith("]")
-                ):
+                if (host.startswith("[") and host.endswith("]]")) or (not host.startswith("[") and host.endswith("]")):
                     host = host[:-1]
                 found = urlparse("//" + host).hostname
                 network = ipaddress.ip_network(found)  # type: ignore[arg-type]
@@ -199,9 +197,7 @@ class IpMasker:
                 return None, None, _BAD
         return found, *self._mask_network(network)
 
-    def _mask_network(
-        self, network: ipaddress.IPv4Network | ipaddress.IPv6Network
-    ) -> tuple[str, int]:
+    def _mask_network(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[str, int]:
         first = network[0]
         if self.skip_private and first.is_private:
             return str(first), _PRIVATE
@@ -312,9 +308,7 @@ class IpMasker:
         return new_lines, truncated, bad
 
     @staticmethod
-    def _lines_general(
-        lines: list[str], one_line: Callable[[str], tuple[str, int, int]]
-    ) -> tuple[list[str], int, int]:
+    def _lines_general(lines: list[str], one_line: Callable[[str], tuple[str, int, int]]) -> tuple[list[str], int, int]:
         new_lines = []
         truncated = bad = 0
         append = new_lines.append
@@ -424,9 +418,7 @@ def _compile_regex(
 # -- streams -----------------------------------------------------------------------------------
 
 
-def anonymise_stream(
-    src: BinaryIO, dst: BinaryIO, masker: IpMasker, chunk_size: int = 1 << 20
-) -> AnonymiseStats:
+def anonymise_stream(src: BinaryIO, dst: BinaryIO, masker: IpMasker, chunk_size: int = 1 << 20) -> AnonymiseStats:
     """Copy ``src`` to ``dst`` with every address truncated by ``masker``.
 
     Reads ``chunk_size`` bytes at a time and processes whole lines; a line longer than a chunk
@@ -442,9 +434,7 @@ def anonymise_stream(
     pending: list[bytes] = []
 
     def emit(block: bytes) -> None:
-        out, lines, truncated, bad = masker._process_text(
-            block.decode("utf-8", "surrogateescape")
-        )
+        out, lines, truncated, bad = masker._process_text(block.decode("utf-8", "surrogateescape"))
         data = out.encode("utf-8", "surrogateescape")
         dst.write(data)
         stats.lines += lines
@@ -587,12 +577,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         metavar="FILE",
-        help="file to write, replaced once complete (default: standard output; "
-        "a .gz file is compressed)",
+        help="file to write, replaced once complete (default: standard output; a .gz file is compressed)",
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="do not print the summary to standard error"
-    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not print the summary to standard error")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -677,9 +664,7 @@ def _open_output(path: str | None) -> Iterator[BinaryIO]:
         # A FIFO or a device cannot be replaced; write to it directly.
         with open(target, "wb") as raw:
             if compress:
-                with gzip.GzipFile(
-                    filename=target.name, mode="wb", fileobj=raw, compresslevel=6
-                ) as gz:
+                with gzip.GzipFile(filename=target.name, mode="wb", fileobj=raw, compresslevel=6) as gz:
                     yield gz  # type: ignore[misc]
             else:
                 yield raw
@@ -688,9 +673,7 @@ def _open_output(path: str | None) -> Iterator[BinaryIO]:
     with atomic_rewrite(target) as new:
         if compress:
             # filename= puts the final name, not the temporary one, in the gzip header.
-            with gzip.GzipFile(
-                filename=target.name, mode="wb", fileobj=new.raw, compresslevel=6
-            ) as gz:
+            with gzip.GzipFile(filename=target.name, mode="wb", fileobj=new.raw, compresslevel=6) as gz:
                 yield gz  # type: ignore[misc]
         else:
             yield new.raw

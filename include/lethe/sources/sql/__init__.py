@@ -20,8 +20,9 @@ def cross_check(source: SqlSource, sources: dict[str, Any], enforced_by: dict[st
             _check_wait(sources, enforced_by, source, rule, wait)
 
 
-def _check_wait(sources: dict[str, Any], enforced_by: dict[str, str], source: SqlSource,
-                rule: InventoryRule, wait: WaitFor) -> None:
+def _check_wait(
+    sources: dict[str, Any], enforced_by: dict[str, str], source: SqlSource, rule: InventoryRule, wait: WaitFor
+) -> None:
     """``wait_for`` names a rule whose catalog rows point at this rule's table, in this source."""
     where = f"source {source.source}: rule {rule.rule}, field wait_for"
     if wait.rule not in enforced_by:
@@ -31,11 +32,21 @@ def _check_wait(sources: dict[str, Any], enforced_by: dict[str, str], source: Sq
         raise ConfigError(f"{where}: rule {wait.rule} is not a drop_database rule (only those can be waited for)")
     catalog = other.catalog
     if catalog.source != source.source or catalog.contact.table != rule.table:
-        raise ConfigError(f"{where}: the catalog of rule {wait.rule} ({catalog.source}.{catalog.table}) "
-                          f"does not point at {source.source}.{rule.table}")
+        raise ConfigError(
+            f"{where}: the catalog of rule {wait.rule} ({catalog.source}.{catalog.table}) "
+            f"does not point at {source.source}.{rule.table}"
+        )
     if catalog.table not in source.tables:
         raise ConfigError(f"{where}: the catalog table {catalog.table!r} is not under tables: of {source.source}")
 
 
-KIND = register_kind(SourceKind(name="sql", model=SqlSource, rule_model=InventoryRule,
-                                actions="lethe.sources.sql.actions", connect=connect, cross_check=cross_check))
+KIND = register_kind(
+    SourceKind(
+        name="sql",
+        model=SqlSource,
+        rule_model=InventoryRule,
+        actions="lethe.sources.sql.actions",
+        connect=connect,
+        cross_check=cross_check,
+    )
+)

@@ -96,8 +96,10 @@ class SqlRule(RuleAction):
     def check_summary(self) -> str:
         needs = self.needs()
         holds = " (and the hold and restriction tables)" if self.uses_holds else ""
-        return (f"the {len(needs)} table(s) and {sum(map(len, needs.values()))} column(s) it uses in "
-                f"connection {self.source.connection_id!r}{holds} match the live schema")
+        return (
+            f"the {len(needs)} table(s) and {sum(map(len, needs.values()))} column(s) it uses in "
+            f"connection {self.source.connection_id!r}{holds} match the live schema"
+        )
 
     @property
     def uses_holds(self) -> bool:
@@ -121,8 +123,9 @@ class SqlRule(RuleAction):
         timestamp columns on PostgreSQL and MariaDB are checked by the database itself.
         """
         columns = [(self.rule.table, part.column) for part in self.rule.trigger.latest_of if part.column]
-        columns += [(p.newest_related.table, p.newest_related.column)
-                    for p in self.rule.trigger.latest_of if p.newest_related]
+        columns += [
+            (p.newest_related.table, p.newest_related.column) for p in self.rule.trigger.latest_of if p.newest_related
+        ]
         if self.rule.trigger.fallback:
             columns.append((self.rule.table, self.rule.trigger.fallback))
         sqlite = self.engine.dialect.name == "sqlite"
@@ -137,12 +140,17 @@ class SqlRule(RuleAction):
             else:
                 continue
             with self.engine.connect() as conn:
-                bad = conn.execute(select(key).where(column.is_not(None), not_a_date)
-                                   .order_by(key).limit(5)).scalars().all()
+                bad = (
+                    conn.execute(select(key).where(column.is_not(None), not_a_date).order_by(key).limit(5))
+                    .scalars()
+                    .all()
+                )
             if bad:
-                raise BadData(f"{self.policy_rule.id}: {table_name}.{column_name} holds values that are not "
-                              f"dates in rows with {key.name} {', '.join(map(str, bad))}"
-                              f"{' and more' if len(bad) == 5 else ''}. Nothing was changed.")
+                raise BadData(
+                    f"{self.policy_rule.id}: {table_name}.{column_name} holds values that are not "
+                    f"dates in rows with {key.name} {', '.join(map(str, bad))}"
+                    f"{' and more' if len(bad) == 5 else ''}. Nothing was changed."
+                )
 
     def t(self, name: str) -> Table:
         if self._tables is None:
@@ -167,22 +175,26 @@ class SqlRule(RuleAction):
             elif part.newest_related:
                 rel = part.newest_related
                 child = self.t(rel.table)
-                parts.append(timestamp_sql(
-                    select(func.max(child.c[rel.column]))
-                    .where(child.c[rel.foreign_key] == self.pk).scalar_subquery()
-                ))
+                parts.append(
+                    timestamp_sql(
+                        select(func.max(child.c[rel.column]))
+                        .where(child.c[rel.foreign_key] == self.pk)
+                        .scalar_subquery()
+                    )
+                )
             elif part.customer_until:
                 link = self.spec.customer
                 company = self.t(link.table)
-                parts.append(timestamp_sql(
-                    select(company.c[link.customer_until])
-                    .where(company.c[link.primary_key] == self.table.c[link.foreign_key])
-                    .scalar_subquery()
-                ))
+                parts.append(
+                    timestamp_sql(
+                        select(company.c[link.customer_until])
+                        .where(company.c[link.primary_key] == self.table.c[link.foreign_key])
+                        .scalar_subquery()
+                    )
+                )
         latest = greatest_sql(*parts)
         if self.rule.trigger.fallback:
-            return func.coalesce(latest, timestamp_sql(self.table.c[self.rule.trigger.fallback]),
-                                 type_=DateTime)
+            return func.coalesce(latest, timestamp_sql(self.table.c[self.rule.trigger.fallback]), type_=DateTime)
         return latest
 
     def scope(self) -> ColumnElement:
@@ -198,8 +210,7 @@ class SqlRule(RuleAction):
             # Never a customer: no company, or a company that never had a contract.
             return ~exists().where(own_company, since.is_not(None))
         # A former customer: a contract that started and has ended by the as-of.
-        return exists().where(own_company, since.is_not(None), until.is_not(None),
-                              timestamp_sql(until) <= as_of)
+        return exists().where(own_company, since.is_not(None), until.is_not(None), timestamp_sql(until) <= as_of)
 
     def pending(self) -> ColumnElement:
         """Rows this rule still has to act on (anonymisation: not yet anonymised)."""
@@ -218,8 +229,9 @@ class SqlRule(RuleAction):
         column = self.subject_column()
         if column is None or not self.uses_holds or not addresses:
             return false()
-        return and_(column.is_not(None),
-                    normalised_email(column).in_(bindparam(None, sorted(addresses), expanding=True)))
+        return and_(
+            column.is_not(None), normalised_email(column).in_(bindparam(None, sorted(addresses), expanding=True))
+        )
 
     def waiting(self) -> ColumnElement:
         """Due rows that must wait for another rule first (it still needs rows pointing at them).
@@ -234,9 +246,12 @@ class SqlRule(RuleAction):
             if not keys:
                 continue
             related = self.t(table_name)
-            conditions.append(exists().where(
-                related.c[foreign_key] == self.pk,
-                related.c[primary_key].in_(bindparam(None, sorted(keys), expanding=True))))
+            conditions.append(
+                exists().where(
+                    related.c[foreign_key] == self.pk,
+                    related.c[primary_key].in_(bindparam(None, sorted(keys), expanding=True)),
+                )
+            )
         return or_(*conditions) if conditions else false()
 
     def due(self, period: Period) -> ColumnElement:
@@ -263,8 +278,12 @@ class SqlRule(RuleAction):
         if self.rule.wait_for:
             result.extra["waiting"] = self.count(and_(due, ~self.exempt(self.exemptions.any), self.waiting()))
             if result.extra["waiting"]:
-                log.warning("%s: %d due record(s) wait: %s", self.policy_rule.id, result.extra["waiting"],
-                            "; ".join(w.reason for w in self.rule.wait_for))
+                log.warning(
+                    "%s: %d due record(s) wait: %s",
+                    self.policy_rule.id,
+                    result.extra["waiting"],
+                    "; ".join(w.reason for w in self.rule.wait_for),
+                )
         result.overdue_before = self.count(
             and_(self.due(self.policy_rule.overdue_period), ~self.exempt(self.exemptions.any))
         )
@@ -287,8 +306,11 @@ class SqlRule(RuleAction):
                     kept += [(kind, address, {"table": self.rule.table}) for address in conn.execute(query).scalars()]
         new = record_kept(self.ctx.audit, self.policy_rule.id, self.ctx.key, self.exemptions, self.audit_entry, kept)
         if new:
-            log.info("%s: %d person(s) newly kept past the deadline by a hold or restriction: recorded in "
-                     "the audit trail", self.policy_rule.id, new)
+            log.info(
+                "%s: %d person(s) newly kept past the deadline by a hold or restriction: recorded in the audit trail",
+                self.policy_rule.id,
+                new,
+            )
         return new
 
     def enforce(self) -> RuleResult:
@@ -327,10 +349,16 @@ class SqlRule(RuleAction):
                 totals.update(per_subject)
             related.update(totals)
             self.count_changed(result, changed)
-            log.info("%s batch %d: %s %d %s row(s)%s%s", self.policy_rule.id, result.batches,
-                     self.verb, changed, self.rule.table,
-                     "".join(f", {n} {t} row(s)" for t, n in sorted(totals.items())),
-                     " (dry run: nothing changed)" if self.ctx.dry_run else "")
+            log.info(
+                "%s batch %d: %s %d %s row(s)%s%s",
+                self.policy_rule.id,
+                result.batches,
+                self.verb,
+                changed,
+                self.rule.table,
+                "".join(f", {n} {t} row(s)" for t, n in sorted(totals.items())),
+                " (dry run: nothing changed)" if self.ctx.dry_run else "",
+            )
         result.related = dict(related)
         self.ctx.audit.append([self.summary_entry(result)])
         return result
@@ -372,10 +400,14 @@ class SqlRule(RuleAction):
             else:
                 kind_used = kind
             extra = related.get(row[0], Counter())
-            entries.append(self.audit_entry(
-                action, subject_key(self.ctx.key, kind_used, key_value, source=self.source.source,
-                                    table=self.rule.table),
-                1 + sum(extra.values()), {"table": self.rule.table, "related": dict(sorted(extra.items()))}))
+            entries.append(
+                self.audit_entry(
+                    action,
+                    subject_key(self.ctx.key, kind_used, key_value, source=self.source.source, table=self.rule.table),
+                    1 + sum(extra.values()),
+                    {"table": self.rule.table, "related": dict(sorted(extra.items()))},
+                )
+            )
         return entries
 
 
@@ -424,15 +456,18 @@ class SqlDelete(SqlRule):
         hashes = sorted({email_key(self.ctx.key, a) for a in addresses})
         if not hashes:
             return
-        present = set(conn.execute(
-            select(target.c[spec.hash_column]).where(target.c[spec.hash_column].in_(hashes))
-        ).scalars())
+        present = set(
+            conn.execute(select(target.c[spec.hash_column]).where(target.c[spec.hash_column].in_(hashes))).scalars()
+        )
         new = [h for h in hashes if h not in present]
         if new:
-            conn.execute(insert(target), [
-                {spec.hash_column: h, spec.added_at_column: self.ctx.as_of, spec.reason_column: spec.reason}
-                for h in new
-            ])
+            conn.execute(
+                insert(target),
+                [
+                    {spec.hash_column: h, spec.added_at_column: self.ctx.as_of, spec.reason_column: spec.reason}
+                    for h in new
+                ],
+            )
 
     def count_changed(self, result: RuleResult, n: int) -> None:
         result.deleted += n
@@ -452,14 +487,18 @@ class SqlAnonymise(SqlRule):
             need(needs, dep.table, dep.foreign_key, *self._targets(dep.table))
 
     def _targets(self, table_name: str) -> dict[str, Any]:
-        return {column: (None if a.anonymise == "null" else a.value)
-                for column, a in self.source.tables[table_name].personal_data.items()}
+        return {
+            column: (None if a.anonymise == "null" else a.value)
+            for column, a in self.source.tables[table_name].personal_data.items()
+        }
 
     def pending(self) -> ColumnElement:
-        return or_(*[
-            self.table.c[column].is_distinct_from(literal(value) if value is not None else null())
-            for column, value in self._targets(self.rule.table).items()
-        ])
+        return or_(
+            *[
+                self.table.c[column].is_distinct_from(literal(value) if value is not None else null())
+                for column, value in self._targets(self.rule.table).items()
+            ]
+        )
 
     def related_tables(self) -> list:
         # Only dependents that hold personal data are rewritten along with the row.
@@ -469,8 +508,7 @@ class SqlAnonymise(SqlRule):
         keys = [row[0] for row in rows]
         for dep in self.related_tables():
             child = self.t(dep.table)
-            conn.execute(update(child).where(child.c[dep.foreign_key].in_(keys))
-                         .values(**self._targets(dep.table)))
+            conn.execute(update(child).where(child.c[dep.foreign_key].in_(keys)).values(**self._targets(dep.table)))
         conn.execute(update(self.table).where(self.pk.in_(keys)).values(**self._targets(self.rule.table)))
 
     def count_changed(self, result: RuleResult, n: int) -> None:

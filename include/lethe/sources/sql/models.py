@@ -101,9 +101,7 @@ class Suppression(Strict):
     added_at_column: str
     reason_column: str
     reason: str
-    _c = field_validator("table", "hash_column", "added_at_column", "reason_column")(
-        lambda cls, v: identifier(v)
-    )
+    _c = field_validator("table", "hash_column", "added_at_column", "reason_column")(lambda cls, v: identifier(v))
 
 
 class WaitFor(Strict):
@@ -117,6 +115,7 @@ class WaitFor(Strict):
 
     rule: str
     reason: str
+
 
 class InventoryRule(Strict):
     rule: str
@@ -134,9 +133,7 @@ class ExemptionTable(Strict):
     email: str
     in_force_from: str
     in_force_until: str
-    _c = field_validator("table", "email", "in_force_from", "in_force_until")(
-        lambda cls, v: identifier(v)
-    )
+    _c = field_validator("table", "email", "in_force_from", "in_force_until")(lambda cls, v: identifier(v))
 
 
 class SqlSource(SourceModel):

@@ -22,12 +22,22 @@ def connect(ctx, connection_id: str):
 
 def cross_check(source: TrialDatabasesSource, sources: dict[str, Any], enforced_by: dict[str, str]) -> None:
     if source.catalog.source not in sources:
-        raise ConfigError(f"source {source.source}: catalog.source {source.catalog.source!r} is not an "
-                          "inventory source")
+        raise ConfigError(
+            f"source {source.source}: catalog.source {source.catalog.source!r} is not an inventory source"
+        )
     if sources[source.catalog.source].kind != "sql":
         raise ConfigError(f"source {source.source}: catalog.source {source.catalog.source!r} is not a SQL source")
 
 
-KIND = register_kind(SourceKind(name="trial_databases", model=TrialDatabasesSource, rule_model=TrialRule,
-                                actions="lethe.sources.trials.actions", connect=connect, mapped=True,
-                                pool=POOL, cross_check=cross_check))
+KIND = register_kind(
+    SourceKind(
+        name="trial_databases",
+        model=TrialDatabasesSource,
+        rule_model=TrialRule,
+        actions="lethe.sources.trials.actions",
+        connect=connect,
+        mapped=True,
+        pool=POOL,
+        cross_check=cross_check,
+    )
+)

@@ -80,8 +80,9 @@ from lethe.subjects import subject_key
 log = logging.getLogger("lethe")
 
 # Never candidates, whatever the configured pattern says.
-SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1", "mysql", "information_schema",
-                              "performance_schema", "sys"})
+SYSTEM_DATABASES = frozenset(
+    {"postgres", "template0", "template1", "mysql", "information_schema", "performance_schema", "sys"}
+)
 DROP = TwoStep(intent="drop_intent", done="database_dropped")
 INTENT, DONE = DROP.actions
 WOULD_DROP = "would_drop_database"
@@ -200,8 +201,9 @@ class TrialDrop(MappedAction):
     def server(self) -> TrialServer:
         """The trial server (or SQLite folder) of the source's connection."""
         if self._server is None:
-            self._server = TrialServer.for_url(self.connection, self.source.connection_id,
-                                               lambda: self.ctx.engine_for(self.source.connection_id))
+            self._server = TrialServer.for_url(
+                self.connection, self.source.connection_id, lambda: self.ctx.engine_for(self.source.connection_id)
+            )
         return self._server
 
     # ------------------------------------------------------------------ checks
@@ -215,14 +217,17 @@ class TrialDrop(MappedAction):
     def check_summary(self) -> str:
         names = self.list_databases()
         matching = sum(1 for n in names if self.pattern.fullmatch(n) and n.lower() not in SYSTEM_DATABASES)
-        return (f"catalog {self.catalog.source}.{self.catalog.table} and the hold tables match the live "
-                f"schema; {matching} of {len(names)} databases on connection {self.source.connection_id!r} "
-                "match the name pattern")
+        return (
+            f"catalog {self.catalog.source}.{self.catalog.table} and the hold tables match the live "
+            f"schema; {matching} of {len(names)} databases on connection {self.source.connection_id!r} "
+            "match the name pattern"
+        )
 
     def _reflect_catalog(self) -> dict[str, Table]:
         cat, contact = self.catalog, self.catalog.contact
-        needs = need({}, cat.table, cat.primary_key, cat.database_name, cat.trial_ends_at, cat.subscribed_at,
-                     contact.foreign_key)
+        needs = need(
+            {}, cat.table, cat.primary_key, cat.database_name, cat.trial_ends_at, cat.subscribed_at, contact.foreign_key
+        )
         need(needs, contact.table, contact.primary_key, contact.email)
         return reflect_tables(self.catalog_engine, self.catalog_source, needs, user=self.user)
 
@@ -267,8 +272,9 @@ class TrialDrop(MappedAction):
                     # The table names come from the trial database, not the inventory: only plain
                     # names are counted, any other is listed without a count.
                     if IDENTIFIER.fullmatch(table_name):
-                        counts[table_name] = int(conn.execute(
-                            select(func.count()).select_from(table(table_name))).scalar_one())
+                        counts[table_name] = int(
+                            conn.execute(select(func.count()).select_from(table(table_name))).scalar_one()
+                        )
                     else:
                         counts[table_name] = None
                 return counts
@@ -300,18 +306,36 @@ class TrialDrop(MappedAction):
         restricted = self.exemptions.restricted - held
         period, as_of = self.policy_rule.period, self.ctx.as_of
         query = (
-            select(t.c[cat.primary_key], t.c[cat.database_name], t.c[cat.subscribed_at].is_not(None),
-                   due_by(trigger, period, as_of), due_by(trigger, self.policy_rule.overdue_period, as_of),
-                   add_period_sql(trigger, period), self._among(email, held), self._among(email, restricted))
+            select(
+                t.c[cat.primary_key],
+                t.c[cat.database_name],
+                t.c[cat.subscribed_at].is_not(None),
+                due_by(trigger, period, as_of),
+                due_by(trigger, self.policy_rule.overdue_period, as_of),
+                add_period_sql(trigger, period),
+                self._among(email, held),
+                self._among(email, restricted),
+            )
             .select_from(t.outerjoin(c, c.c[contact.primary_key] == t.c[contact.foreign_key]))
             .order_by(t.c[cat.primary_key])
         )
         if name is not None:
             query = query.where(t.c[cat.database_name] == name)
         with self.catalog_engine.connect() as conn:
-            return [SignupRow(key=r[0], name=r[1], converted=bool(r[2]), due=bool(r[3]), overdue=bool(r[4]),
-                              deadline=r[5], held=bool(r[6]), restricted=bool(r[7]))
-                    for r in conn.execute(query) if not record.settled(r[1], r[0])]
+            return [
+                SignupRow(
+                    key=r[0],
+                    name=r[1],
+                    converted=bool(r[2]),
+                    due=bool(r[3]),
+                    overdue=bool(r[4]),
+                    deadline=r[5],
+                    held=bool(r[6]),
+                    restricted=bool(r[7]),
+                )
+                for r in conn.execute(query)
+                if not record.settled(r[1], r[0])
+            ]
 
     def open_rows(self) -> tuple[str, str, str, list]:
         """Catalog rows whose database is on the server and not recorded as dropped.
@@ -327,13 +351,13 @@ class TrialDrop(MappedAction):
         keys = []
         with self.catalog_engine.connect() as conn:
             for start in range(0, len(present), 1000):
-                chunk = present[start:start + 1000]
+                chunk = present[start : start + 1000]
                 query = select(t.c[cat.primary_key], t.c[cat.database_name]).where(
-                    t.c[cat.database_name].in_(bindparam(None, chunk, expanding=True)))
+                    t.c[cat.database_name].in_(bindparam(None, chunk, expanding=True))
+                )
                 # Names compare exactly (MariaDB compares them without case): only a row naming
                 # a database that is on the server, as it is named there, keeps its contact.
-                keys += [key for key, name in conn.execute(query)
-                         if name in chunk and not record.settled(name, key)]
+                keys += [key for key, name in conn.execute(query) if name in chunk and not record.settled(name, key)]
         return cat.table, cat.primary_key, cat.contact.foreign_key, keys
 
     def subject_of(self, key: Any) -> str:
@@ -354,8 +378,12 @@ class TrialDrop(MappedAction):
 
     def drop_record(self, name: str | None = None) -> "DropRecord":
         """Open intents and settled sign-up rows, from this rule's chained intent and done entries."""
-        conditions = [audit_table.c.rule_id == self.policy_rule.id, audit_table.c.source == self.source.source,
-                      audit_table.c.action.in_([INTENT, DONE]), audit_table.c.dry_run == False]  # noqa: E712
+        conditions = [
+            audit_table.c.rule_id == self.policy_rule.id,
+            audit_table.c.source == self.source.source,
+            audit_table.c.action.in_([INTENT, DONE]),
+            audit_table.c.dry_run.is_(False),
+        ]
         if name is not None:
             # Narrow in SQL by the name's JSON text, then compare exactly below.
             conditions.append(audit_table.c.details.contains(f'"database": {json.dumps(name)}', autoescape=True))
@@ -364,9 +392,18 @@ class TrialDrop(MappedAction):
             details = json.loads(row["details"])
             if name is not None and details.get("database") != name:
                 continue
-            entries.append((row["action"], {"entry_id": row["entry_id"], "as_of": row["as_of"],
-                                            "run_id": row["run_id"], "subject_key": row["subject_key"],
-                                            **details}))
+            entries.append(
+                (
+                    row["action"],
+                    {
+                        "entry_id": row["entry_id"],
+                        "as_of": row["as_of"],
+                        "run_id": row["run_id"],
+                        "subject_key": row["subject_key"],
+                        **details,
+                    },
+                )
+            )
         record = DropRecord(intents=DROP.open_intents(entries, key=lambda d: d.get("database")))
         for action, details in entries:
             if action == DONE:
@@ -390,21 +427,20 @@ class TrialDrop(MappedAction):
         for row in rows:
             trial = survey.trials.get(row.name)
             if trial is None:
-                trial = survey.trials[row.name] = Trial(row.name, [], present=row.name in present,
-                                                        refused=self.refusal(row.name, protected))
+                trial = survey.trials[row.name] = Trial(
+                    row.name, [], present=row.name in present, refused=self.refusal(row.name, protected)
+                )
             trial.rows.append(row)
         for database, intent in intents.items():
             trial = survey.trials.get(database)
             if trial is None:
                 # Its sign-up rows went away after the intent; the database may still need recording.
-                trial = survey.trials[database] = Trial(database, [], present=database in present,
-                                                        refused=self.refusal(database, protected))
+                trial = survey.trials[database] = Trial(
+                    database, [], present=database in present, refused=self.refusal(database, protected)
+                )
             trial.intent = intent
         if name is None:
-            survey.orphans = sorted(
-                n for n in present
-                if n not in survey.trials and not self.refusal(n, protected)
-            )
+            survey.orphans = sorted(n for n in present if n not in survey.trials and not self.refusal(n, protected))
         return survey
 
     # ------------------------------------------------------------------ the interface
@@ -468,31 +504,55 @@ class TrialDrop(MappedAction):
     def _log_scan(self, survey: Survey, items, not_yet_due, refused, missing) -> None:
         rid = self.policy_rule.id
         for trial in sorted(items, key=lambda t: t.name):
-            log.info("%s: %s %s%s", rid, "would drop" if self.ctx.dry_run else "to drop", trial.name,
-                     " (dropped by an earlier attempt: to be recorded)" if trial.recoverable else
-                     " (overdue)" if trial.overdue else "")
+            log.info(
+                "%s: %s %s%s",
+                rid,
+                "would drop" if self.ctx.dry_run else "to drop",
+                trial.name,
+                " (dropped by an earlier attempt: to be recorded)"
+                if trial.recoverable
+                else " (overdue)"
+                if trial.overdue
+                else "",
+            )
         for trial in sorted(not_yet_due, key=lambda t: (t.deadline or datetime.max, t.name)):
-            log.info("%s: %s not yet due: due %s", rid, trial.name,
-                     trial.deadline.isoformat(sep=" ") if trial.deadline else "(no trial end date)")
+            log.info(
+                "%s: %s not yet due: due %s",
+                rid,
+                trial.name,
+                trial.deadline.isoformat(sep=" ") if trial.deadline else "(no trial end date)",
+            )
         for name in survey.orphans:
-            log.warning("%s: orphan database %s: named like a trial but no sign-up row names it; "
-                        "kept for a person to look at", rid, name)
+            log.warning(
+                "%s: orphan database %s: named like a trial but no sign-up row names it; kept for a person to look at",
+                rid,
+                name,
+            )
         for trial in refused:
             # repr: the name is data from the catalog and may hold control characters.
-            log.warning("%s: refused %r (sign-up keys %s): %s; never dropped, fix the catalog row",
-                        rid, trial.name, trial.keys, trial.refused)
+            log.warning(
+                "%s: refused %r (sign-up keys %s): %s; never dropped, fix the catalog row",
+                rid,
+                trial.name,
+                trial.keys,
+                trial.refused,
+            )
         for name in missing:
-            log.warning("%s: %s is due but not on the server, and Lethe has no record of dropping it",
-                        rid, name)
+            log.warning("%s: %s is due but not on the server, and Lethe has no record of dropping it", rid, name)
         for trial in survey.trials.values():
             if trial.intent is not None and trial.present and not trial.droppable:
-                log.warning("%s: an earlier run meant to drop %s but it is now kept (%s)", rid, trial.name,
-                            trial.refused or (trial.status if trial.rows else "no sign-up row"))
+                log.warning(
+                    "%s: an earlier run meant to drop %s but it is now kept (%s)",
+                    rid,
+                    trial.name,
+                    trial.refused or (trial.status if trial.rows else "no sign-up row"),
+                )
 
     def work_items(self) -> list[dict[str, Any]]:
-        return [{"name": t.name, "key": t.keys[0] if t.keys else None, "keys": t.keys,
-                 "recover": t.recoverable}
-                for t in sorted(self.survey().items, key=lambda t: t.name)]
+        return [
+            {"name": t.name, "key": t.keys[0] if t.keys else None, "keys": t.keys, "recover": t.recoverable}
+            for t in sorted(self.survey().items, key=lambda t: t.name)
+        ]
 
     def enforce_item(self, item: dict[str, Any]) -> dict[str, Any]:
         """Drop one database, deciding again from the catalog and the server (not from the item)."""
@@ -500,8 +560,11 @@ class TrialDrop(MappedAction):
         trial = self.survey(name).trials.get(name)
         outcome = {"name": name, "status": "kept", "tables": {}, "rows": 0}
         if trial is None or not (trial.droppable or trial.recoverable):
-            reason = ("no sign-up row names it" if trial is None else trial.refused
-                      or ("not on the server" if not trial.present else trial.status))
+            reason = (
+                "no sign-up row names it"
+                if trial is None
+                else trial.refused or ("not on the server" if not trial.present else trial.status)
+            )
             log.info("%s: %s kept: %s", self.policy_rule.id, name, reason)
             return {**outcome, "reason": reason}
         if trial.recoverable:
@@ -516,15 +579,27 @@ class TrialDrop(MappedAction):
         subject = self.subject_of(trial.keys[0])
         if self.ctx.dry_run:
             self.ctx.audit.append([self.audit_entry(WOULD_DROP, subject, rows, details)])
-            log.info("%s: would drop %s (%d row(s) in %d table(s)) - dry run, nothing changed",
-                     self.policy_rule.id, trial.name, rows, len(counts))
+            log.info(
+                "%s: would drop %s (%d row(s) in %d table(s)) - dry run, nothing changed",
+                self.policy_rule.id,
+                trial.name,
+                rows,
+                len(counts),
+            )
             return {**outcome, "status": "would_drop"}
         intent = DROP.begin(self.ctx.audit, lambda action, d: self.audit_entry(action, subject, rows, d), details)
         self.drop_database(trial.name)
-        self.record_dropped(trial.name, trial.keys, self.ctx.as_of, intent.entry_id, subject, rows, details,
-                            recovered=False)
-        log.info("%s: dropped %s (%d row(s) in %d table(s): %s)", self.policy_rule.id, trial.name, rows,
-                 len(counts), ", ".join(f"{t} {n}" for t, n in counts.items()))
+        self.record_dropped(
+            trial.name, trial.keys, self.ctx.as_of, intent.entry_id, subject, rows, details, recovered=False
+        )
+        log.info(
+            "%s: dropped %s (%d row(s) in %d table(s): %s)",
+            self.policy_rule.id,
+            trial.name,
+            rows,
+            len(counts),
+            ", ".join(f"{t} {n}" for t, n in counts.items()),
+        )
         return {**outcome, "status": "dropped"}
 
     def _recover(self, trial: Trial, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -535,22 +610,55 @@ class TrialDrop(MappedAction):
         details = {"database": trial.name, "tables": counts, "signups": intent.get("signups", [])}
         if self.ctx.dry_run:
             self.ctx.audit.append([self.audit_entry(WOULD_RECORD, intent["subject_key"], rows, details)])
-            log.info("%s: %s is gone after an earlier intent; would record the drop - dry run",
-                     self.policy_rule.id, trial.name)
+            log.info(
+                "%s: %s is gone after an earlier intent; would record the drop - dry run",
+                self.policy_rule.id,
+                trial.name,
+            )
             return {**outcome, "status": "would_recover"}
         # The run that wrote the intent dropped it: its as-of goes on the catalog rows.
-        self.record_dropped(trial.name, details["signups"], intent["as_of"], intent["entry_id"],
-                            intent["subject_key"], rows, details, recovered=True)
-        log.warning("%s: %s was dropped by run %s, which stopped before recording it: recorded now",
-                    self.policy_rule.id, trial.name, intent["run_id"])
+        self.record_dropped(
+            trial.name,
+            details["signups"],
+            intent["as_of"],
+            intent["entry_id"],
+            intent["subject_key"],
+            rows,
+            details,
+            recovered=True,
+        )
+        log.warning(
+            "%s: %s was dropped by run %s, which stopped before recording it: recorded now",
+            self.policy_rule.id,
+            trial.name,
+            intent["run_id"],
+        )
         return {**outcome, "status": "recovered"}
 
-    def record_dropped(self, name: str, keys: list, dropped_as_of: datetime, intent_id: str, subject: str,
-                       rows: int, details: dict[str, Any], *, recovered: bool) -> None:
+    def record_dropped(
+        self,
+        name: str,
+        keys: list,
+        dropped_as_of: datetime,
+        intent_id: str,
+        subject: str,
+        rows: int,
+        details: dict[str, Any],
+        *,
+        recovered: bool,
+    ) -> None:
         """Chain the done entry: Lethe's record that the database is gone, and for which sign-ups."""
-        DROP.finish(self.ctx.audit, lambda action, d: self.audit_entry(action, subject, rows, d), {
-            **details, "signups": list(keys), "intent": intent_id, "recovered": recovered,
-            "dropped_as_of": to_utc_naive(dropped_as_of).isoformat()})
+        DROP.finish(
+            self.ctx.audit,
+            lambda action, d: self.audit_entry(action, subject, rows, d),
+            {
+                **details,
+                "signups": list(keys),
+                "intent": intent_id,
+                "recovered": recovered,
+                "dropped_as_of": to_utc_naive(dropped_as_of).isoformat(),
+            },
+        )
 
     def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
         result = scanned
@@ -562,28 +670,43 @@ class TrialDrop(MappedAction):
         result.deleted = statuses["dropped"] + statuses["recovered"]
         result.related = dict(sorted(related.items()))
         result.batches = len(item_results)
-        result.extra = {**scanned.extra, "recovered": statuses["recovered"],
-                        # An item the scan listed but a later check kept (a hold placed meanwhile).
-                        "kept_at_drop": statuses["kept"],
-                        "not_finished": max(scanned.eligible - len(item_results), 0)}
+        result.extra = {
+            **scanned.extra,
+            "recovered": statuses["recovered"],
+            # An item the scan listed but a later check kept (a hold placed meanwhile).
+            "kept_at_drop": statuses["kept"],
+            "not_finished": max(scanned.eligible - len(item_results), 0),
+        }
         if not self.ctx.dry_run:
             result.extra["kept_recorded"] = self.record_exemptions()
         if self.ctx.dry_run:
             result.extra["would_drop"] = statuses["would_drop"] + statuses["would_recover"]
-            result.extra["would_drop_names"] = _listed(sorted(
-                r["name"] for r in item_results if r["status"] in ("would_drop", "would_recover")))
+            result.extra["would_drop_names"] = _listed(
+                sorted(r["name"] for r in item_results if r["status"] in ("would_drop", "would_recover"))
+            )
         self.ctx.audit.append([self.summary_entry(result)])
-        log.info("%s %s: %d database(s) dropped (%d recorded after an earlier crash), %d kept at the last "
-                 "check, %d not finished%s", self.policy_rule.id, "dry run" if self.ctx.dry_run else "enforced",
-                 result.deleted, statuses["recovered"], statuses["kept"], result.extra["not_finished"],
-                 " - nothing was changed" if self.ctx.dry_run else "")
+        log.info(
+            "%s %s: %d database(s) dropped (%d recorded after an earlier crash), %d kept at the last "
+            "check, %d not finished%s",
+            self.policy_rule.id,
+            "dry run" if self.ctx.dry_run else "enforced",
+            result.deleted,
+            statuses["recovered"],
+            statuses["kept"],
+            result.extra["not_finished"],
+            " - nothing was changed" if self.ctx.dry_run else "",
+        )
         return result
 
     def record_exemptions(self) -> int:
         """One audit entry per sign-up contact, hold and rule for databases a hold keeps past due."""
-        kept_rows = [(row.key, "legal_hold" if row.held else "restriction")
-                     for trial in self.survey().trials.values() if trial.present and trial.status in (HELD, RESTRICTED)
-                     for row in trial.rows if row.due and (row.held or row.restricted)]
+        kept_rows = [
+            (row.key, "legal_hold" if row.held else "restriction")
+            for trial in self.survey().trials.values()
+            if trial.present and trial.status in (HELD, RESTRICTED)
+            for row in trial.rows
+            if row.due and (row.held or row.restricted)
+        ]
         if not kept_rows:
             return 0
         cat, contact = self.catalog, self.catalog.contact
@@ -593,7 +716,8 @@ class TrialDrop(MappedAction):
             found = conn.execute(
                 select(t.c[cat.primary_key], t.c[cat.database_name], c.c[contact.email])
                 .select_from(t.join(c, c.c[contact.primary_key] == t.c[contact.foreign_key]))
-                .where(t.c[cat.primary_key].in_(bindparam(None, sorted(kinds), expanding=True)))).all()
+                .where(t.c[cat.primary_key].in_(bindparam(None, sorted(kinds), expanding=True)))
+            ).all()
         kept = [(kinds[key], address, {"database": name}) for key, name, address in found if address]
         return record_kept(self.ctx.audit, self.policy_rule.id, self.ctx.key, self.exemptions, self.audit_entry, kept)
 

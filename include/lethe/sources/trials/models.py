@@ -30,8 +30,13 @@ class TrialCatalog(Strict):
     trial_ends_at: str
     subscribed_at: str
     contact: CatalogContact
-    _c = field_validator("table", "primary_key", "database_name", "trial_ends_at", "subscribed_at",
-                         )(lambda cls, v: identifier(v))
+    _c = field_validator(
+        "table",
+        "primary_key",
+        "database_name",
+        "trial_ends_at",
+        "subscribed_at",
+    )(lambda cls, v: identifier(v))
 
 
 class TrialRule(Strict):

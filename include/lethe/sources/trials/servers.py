@@ -36,8 +36,10 @@ class TrialServer(ABC):
         for cls in (SqliteFolder, PostgresServer, MariaDbServer):
             if cls.backend == backend:
                 return cls(url, connection_id, engine)
-        raise SchemaMismatch(f"connection {connection_id!r}: {backend} servers are not supported for trial "
-                             "databases. Nothing was changed.")
+        raise SchemaMismatch(
+            f"connection {connection_id!r}: {backend} servers are not supported for trial "
+            "databases. Nothing was changed."
+        )
 
     def check(self) -> None:
         """The server answers (raises before anything changes)."""
@@ -80,14 +82,19 @@ class SqliteFolder(TrialServer):
 
     def check(self) -> None:
         if not self.folder.is_dir():
-            raise SchemaMismatch(f"connection {self.connection_id!r}: the trial folder {self.folder} does not "
-                                 "exist. Nothing was changed.")
+            raise SchemaMismatch(
+                f"connection {self.connection_id!r}: the trial folder {self.folder} does not "
+                "exist. Nothing was changed."
+            )
         super().check()
 
     def list_databases(self) -> set[str]:
         # A symbolic link is not a trial database: dropping it could not remove the data anyway.
-        return {p.name[:-len(SQLITE_SUFFIX)] for p in self.folder.iterdir()
-                if p.name.endswith(SQLITE_SUFFIX) and p.is_file() and not p.is_symlink()}
+        return {
+            p.name[: -len(SQLITE_SUFFIX)]
+            for p in self.folder.iterdir()
+            if p.name.endswith(SQLITE_SUFFIX) and p.is_file() and not p.is_symlink()
+        }
 
     def database_url(self, name: str) -> URL:
         return URL.create("sqlite", database=str(self.path(name)))
@@ -103,7 +110,7 @@ class SqliteFolder(TrialServer):
                 continue
             path = Path(url.database).resolve()
             if path.parent == self.folder.resolve() and path.name.endswith(SQLITE_SUFFIX):
-                names.add(path.name[:-len(SQLITE_SUFFIX)])
+                names.add(path.name[: -len(SQLITE_SUFFIX)])
         return names
 
     def drop(self, name: str) -> None:

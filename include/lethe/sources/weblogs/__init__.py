@@ -15,5 +15,13 @@ def connect(ctx, connection_id: str) -> Path:
     return Path(ctx.folder_for(connection_id))
 
 
-KIND = register_kind(SourceKind(name="log_folder", model=LogFolderSource, rule_model=LogRule,
-                                actions="lethe.sources.weblogs.actions", connect=connect, mapped=True))
+KIND = register_kind(
+    SourceKind(
+        name="log_folder",
+        model=LogFolderSource,
+        rule_model=LogRule,
+        actions="lethe.sources.weblogs.actions",
+        connect=connect,
+        mapped=True,
+    )
+)

@@ -131,8 +131,9 @@ def list_log_files(folder: Path, pattern: re.Pattern[str]) -> list[LogFile]:
     return sorted((f for f in found if f is not None), key=lambda f: (f.date, f.name))
 
 
-def _anonymise_file(src_path: Path, gz: bool, out_raw, masker: IpMasker, name: str,
-                    gzip_mtime: int) -> tuple[AnonymiseStats, str, str, int]:
+def _anonymise_file(
+    src_path: Path, gz: bool, out_raw, masker: IpMasker, name: str, gzip_mtime: int
+) -> tuple[AnonymiseStats, str, str, int]:
     """Stream ``src_path`` through the masker into ``out_raw`` (None: count only).
 
     Returns the counts, the SHA-256 of the file read and of the bytes written, and the size written.
@@ -141,9 +142,12 @@ def _anonymise_file(src_path: Path, gz: bool, out_raw, masker: IpMasker, name: s
         reader = HashingReader(raw_in)
         writer = HashingWriter(out_raw)
         if gz:
-            with gzip.GzipFile(fileobj=reader, mode="rb") as src, \
-                    gzip.GzipFile(filename=name, mode="wb", fileobj=writer, compresslevel=GZIP_LEVEL,
-                                  mtime=gzip_mtime) as dst:
+            with (
+                gzip.GzipFile(fileobj=reader, mode="rb") as src,
+                gzip.GzipFile(
+                    filename=name, mode="wb", fileobj=writer, compresslevel=GZIP_LEVEL, mtime=gzip_mtime
+                ) as dst,
+            ):
                 stats = anonymise_stream(src, dst, masker, chunk_size=CHUNK_SIZE)
         else:
             stats = anonymise_stream(reader, writer, masker, chunk_size=CHUNK_SIZE)
@@ -240,7 +244,8 @@ class LogFolderRule(MappedAction):
         if not folder.is_dir():
             raise FolderMissing(
                 f"source {self.source.source}: folder of connection {self.source.connection_id!r} "
-                f"is not a directory: {folder}. Nothing was changed.")
+                f"is not a directory: {folder}. Nothing was changed."
+            )
 
     def check_summary(self) -> str:
         return f"log folder {self.folder} exists ({len(self.files())} log file(s) match the pattern)"
@@ -267,12 +272,15 @@ class LogFolderRule(MappedAction):
     def subject(self, name: str) -> str:
         return keyed_hash(self.ctx.key, "file", name)
 
-    def records(self, names: Iterable[str] | None = None,
-                actions: Iterable[str] = RECORD_ACTIONS) -> dict[str, FileRecords]:
+    def records(
+        self, names: Iterable[str] | None = None, actions: Iterable[str] = RECORD_ACTIONS
+    ) -> dict[str, FileRecords]:
         """The real (not dry-run) file records of this source, by file name."""
-        conditions = [audit_table.c.source == self.source.source,
-                      audit_table.c.action.in_(list(actions)),
-                      audit_table.c.dry_run == false()]
+        conditions = [
+            audit_table.c.source == self.source.source,
+            audit_table.c.action.in_(list(actions)),
+            audit_table.c.dry_run == false(),
+        ]
         by_key: dict[str, str] | None = None
         if names is not None:
             by_key = {self.subject(n): n for n in names}
@@ -314,8 +322,14 @@ class TruncateIp(LogFolderRule):
         """Every file due for this rule, sorted into what happens to it (reads, never writes)."""
         due = [f for f in self.files() if self.due(f, self.policy_rule.period)]
         records = self.records(f.name for f in due) if due else {}
-        survey: dict[str, Any] = {"todo": [], "done": [], "recover": [], "left_for_deletion": [],
-                                  "overdue": 0, "changed": 0}
+        survey: dict[str, Any] = {
+            "todo": [],
+            "done": [],
+            "recover": [],
+            "left_for_deletion": [],
+            "overdue": 0,
+            "changed": 0,
+        }
         for file in due:
             try:
                 state = truncation_state(file, records.get(file.name, FileRecords.empty()))
@@ -356,15 +370,25 @@ class TruncateIp(LogFolderRule):
 
     def enforce_item(self, item: dict[str, Any]) -> dict[str, Any]:
         file = self.file(item["name"])
-        out: dict[str, Any] = {"name": item["name"], "lines": 0, "addresses_truncated": 0,
-                               "unparseable_lines": 0, "changed_since_anonymised": False}
+        out: dict[str, Any] = {
+            "name": item["name"],
+            "lines": 0,
+            "addresses_truncated": 0,
+            "unparseable_lines": 0,
+            "changed_since_anonymised": False,
+        }
         if file is None:
-            log.warning("%s %s: the file is gone (deleted since the listing): nothing to do",
-                        self.policy_rule.id, item["name"])
+            log.warning(
+                "%s %s: the file is gone (deleted since the listing): nothing to do", self.policy_rule.id, item["name"]
+            )
             return {**out, "outcome": "missing"}
         if not self.due(file, self.policy_rule.period) or self.due_for_deletion(file):
-            log.warning("%s %s: not this rule's to rewrite as of %s: left unchanged", self.policy_rule.id,
-                        file.name, self.ctx.as_of.isoformat())
+            log.warning(
+                "%s %s: not this rule's to rewrite as of %s: left unchanged",
+                self.policy_rule.id,
+                file.name,
+                self.ctx.as_of.isoformat(),
+            )
             return {**out, "outcome": "not_due"}
         records = self.records([file.name]).get(file.name, FileRecords.empty())
         state = truncation_state(file, records)
@@ -373,33 +397,51 @@ class TruncateIp(LogFolderRule):
                 self._record_recovered(file, state)
             return {**out, "outcome": "skipped_done", "recovered": not self.ctx.dry_run}
         if state.anonymised:
-            log.info("%s %s: already anonymised (hash matches the audit record): skipped",
-                     self.policy_rule.id, file.name)
+            log.info(
+                "%s %s: already anonymised (hash matches the audit record): skipped", self.policy_rule.id, file.name
+            )
             return {**out, "outcome": "skipped_done"}
         out["changed_since_anonymised"] = state.state == "changed"
         if self.ctx.dry_run:
-            stats, before, _after, _size = _anonymise_file(file.path, file.gz, None, self.masker(),
-                                                           file.name, 0)
+            stats, before, _after, _size = _anonymise_file(file.path, file.gz, None, self.masker(), file.name, 0)
             details = self._details(file, stats, before, None)
             self.ctx.audit.append([self.entry("would_" + DONE_TRUNCATE, file.name, details)])
             outcome = "would_anonymise"
         else:
             stats = self.rewrite(file, changed=out["changed_since_anonymised"])
             outcome = "anonymised"
-        log.info("%s %s: %s%d lines, %d addresses truncated, %d unparseable lines kept unchanged%s%s",
-                 self.policy_rule.id, file.name, "" if outcome == "anonymised" else "would anonymise: ",
-                 stats.lines, stats.addresses_truncated, stats.unparseable_lines,
-                 " (changed since it was anonymised)" if out["changed_since_anonymised"] else "",
-                 " - dry run, nothing changed" if self.ctx.dry_run else "")
-        return {**out, "outcome": outcome, "lines": stats.lines,
-                "addresses_truncated": stats.addresses_truncated, "unparseable_lines": stats.unparseable_lines}
+        log.info(
+            "%s %s: %s%d lines, %d addresses truncated, %d unparseable lines kept unchanged%s%s",
+            self.policy_rule.id,
+            file.name,
+            "" if outcome == "anonymised" else "would anonymise: ",
+            stats.lines,
+            stats.addresses_truncated,
+            stats.unparseable_lines,
+            " (changed since it was anonymised)" if out["changed_since_anonymised"] else "",
+            " - dry run, nothing changed" if self.ctx.dry_run else "",
+        )
+        return {
+            **out,
+            "outcome": outcome,
+            "lines": stats.lines,
+            "addresses_truncated": stats.addresses_truncated,
+            "unparseable_lines": stats.unparseable_lines,
+        }
 
-    def _details(self, file: LogFile, stats: AnonymiseStats, before: str, after: str | None,
-                 **more: Any) -> dict[str, Any]:
-        details = {"date": file.date.date().isoformat(), "gzip": file.gz, "lines": stats.lines,
-                   "addresses_truncated": stats.addresses_truncated,
-                   "unparseable_lines": stats.unparseable_lines, "sha256_before": before,
-                   "ipv4_mask": self.rule.ipv4_mask, "ipv6_mask": self.rule.ipv6_mask}
+    def _details(
+        self, file: LogFile, stats: AnonymiseStats, before: str, after: str | None, **more: Any
+    ) -> dict[str, Any]:
+        details = {
+            "date": file.date.date().isoformat(),
+            "gzip": file.gz,
+            "lines": stats.lines,
+            "addresses_truncated": stats.addresses_truncated,
+            "unparseable_lines": stats.unparseable_lines,
+            "sha256_before": before,
+            "ipv4_mask": self.rule.ipv4_mask,
+            "ipv6_mask": self.rule.ipv6_mask,
+        }
         if after is not None:
             details["sha256_after"] = after
         details.update(more)
@@ -409,20 +451,34 @@ class TruncateIp(LogFolderRule):
         """Anonymise one file in place, atomically, with the two-phase audit record."""
         tmp = file.path.with_name(temp_name(file.name))
         if self.pattern.match(tmp.name):
-            raise ConfigError(f"source {self.source.source}: file_pattern matches the temporary name "
-                              f"{tmp.name!r}; refusing to write it")
+            raise ConfigError(
+                f"source {self.source.source}: file_pattern matches the temporary name "
+                f"{tmp.name!r}; refusing to write it"
+            )
         before_stat = os.stat(file.path, follow_symlinks=False)
         with atomic_rewrite(file.path, tmp) as new:
-            stats, before, after, size = _anonymise_file(file.path, file.gz, new.raw, self.masker(),
-                                                          file.name, int(before_stat.st_mtime))
+            stats, before, after, size = _anonymise_file(
+                file.path, file.gz, new.raw, self.masker(), file.name, int(before_stat.st_mtime)
+            )
             new.close(before_stat.st_mode & 0o7777, owner=(before_stat.st_uid, before_stat.st_gid))
             now = os.stat(file.path, follow_symlinks=False)
-            if (now.st_ino, now.st_size, now.st_mtime_ns) != (before_stat.st_ino, before_stat.st_size,
-                                                                before_stat.st_mtime_ns):
-                raise FileChangedError(f"{file.name} changed while it was being anonymised; left as it "
-                                       "is (the next attempt redoes it)")
-            details = self._details(file, stats, before, after, bytes_before=before_stat.st_size,
-                                    bytes_after=size, changed_since_anonymised=changed)
+            if (now.st_ino, now.st_size, now.st_mtime_ns) != (
+                before_stat.st_ino,
+                before_stat.st_size,
+                before_stat.st_mtime_ns,
+            ):
+                raise FileChangedError(
+                    f"{file.name} changed while it was being anonymised; left as it is (the next attempt redoes it)"
+                )
+            details = self._details(
+                file,
+                stats,
+                before,
+                after,
+                bytes_before=before_stat.st_size,
+                bytes_after=size,
+                changed_since_anonymised=changed,
+            )
             TRUNCATE.begin(self.ctx.audit, self.entry_for(file.name), details)
             new.replace()
         TRUNCATE.finish(self.ctx.audit, self.entry_for(file.name), {**details, "fingerprint": fingerprint(file.path)})
@@ -431,8 +487,11 @@ class TruncateIp(LogFolderRule):
     def _record_recovered(self, file: LogFile, state: TruncationState) -> None:
         details = {k: v for k, v in (state.intent or {}).items() if k != "file"}
         TRUNCATE.recover(self.ctx.audit, self.entry_for(file.name), {**details, "fingerprint": fingerprint(file.path)})
-        log.warning("%s %s: the file was anonymised by a run that stopped before recording it: "
-                    "record completed", self.policy_rule.id, file.name)
+        log.warning(
+            "%s %s: the file was anonymised by a run that stopped before recording it: record completed",
+            self.policy_rule.id,
+            file.name,
+        )
 
     def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
         result = RuleResult.from_dict(scanned.to_dict())
@@ -440,7 +499,8 @@ class TruncateIp(LogFolderRule):
         processed = [r for r in item_results if r.get("outcome") in ("anonymised", "would_anonymise")]
         result.anonymised = len(processed)
         extra["files_skipped_done"] = extra.get("files_skipped_done", 0) + sum(
-            r.get("outcome") == "skipped_done" for r in item_results)
+            r.get("outcome") == "skipped_done" for r in item_results
+        )
         for key in ("lines", "addresses_truncated", "unparseable_lines"):
             extra[key] = sum(int(r.get(key) or 0) for r in processed)
         extra["changed_since_anonymised"] = sum(bool(r.get("changed_since_anonymised")) for r in processed)
@@ -468,9 +528,12 @@ class TruncateIp(LogFolderRule):
         with os.scandir(self.folder) as entries:
             for entry in entries:
                 name = entry.name
-                if (name.startswith(".") and name.endswith(TEMP_SUFFIX)
-                        and self.pattern.match(name[1:-len(TEMP_SUFFIX)])
-                        and entry.is_file(follow_symlinks=False)):
+                if (
+                    name.startswith(".")
+                    and name.endswith(TEMP_SUFFIX)
+                    and self.pattern.match(name[1 : -len(TEMP_SUFFIX)])
+                    and entry.is_file(follow_symlinks=False)
+                ):
                     removed += files.unlink_quietly(Path(entry.path))
         return removed
 
@@ -503,8 +566,9 @@ class DeleteFile(LogFolderRule):
         if file is None:
             return {"name": item["name"], "outcome": "missing", "bytes": 0}
         if not self.due(file, self.policy_rule.period):
-            log.warning("%s %s: not due as of %s: left unchanged", self.policy_rule.id, file.name,
-                        self.ctx.as_of.isoformat())
+            log.warning(
+                "%s %s: not due as of %s: left unchanged", self.policy_rule.id, file.name, self.ctx.as_of.isoformat()
+            )
             return {"name": file.name, "outcome": "not_due", "bytes": 0}
         try:
             size = file.path.stat().st_size
@@ -513,12 +577,16 @@ class DeleteFile(LogFolderRule):
             return {"name": file.name, "outcome": "missing", "bytes": 0}
         records = self.records([file.name], (INTENT_TRUNCATE, DONE_TRUNCATE)).get(file.name, FileRecords.empty())
         anonymised = sha in {d.get("sha256_after") for d in records.truncated + records.truncate_intents}
-        details = {"date": file.date.date().isoformat(), "gzip": file.gz, "bytes": size,
-                   "sha256": sha, "was_anonymised": anonymised}
+        details = {
+            "date": file.date.date().isoformat(),
+            "gzip": file.gz,
+            "bytes": size,
+            "sha256": sha,
+            "was_anonymised": anonymised,
+        }
         if self.ctx.dry_run:
             self.ctx.audit.append([self.entry("would_" + DONE_DELETE, file.name, details)])
-            log.info("%s %s: would delete (%d bytes) - dry run, nothing changed", self.policy_rule.id,
-                     file.name, size)
+            log.info("%s %s: would delete (%d bytes) - dry run, nothing changed", self.policy_rule.id, file.name, size)
             return {"name": file.name, "outcome": "would_delete", "bytes": size}
 
         def delete() -> None:
@@ -526,8 +594,13 @@ class DeleteFile(LogFolderRule):
             files.remove_durably(file.path)  # gone meanwhile: the outcome is the same
 
         DELETE.perform(self.ctx.audit, self.entry_for(file.name), details, delete)
-        log.info("%s %s: deleted (%d bytes%s)", self.policy_rule.id, file.name, size,
-                 ", IP addresses had been truncated" if anonymised else "")
+        log.info(
+            "%s %s: deleted (%d bytes%s)",
+            self.policy_rule.id,
+            file.name,
+            size,
+            ", IP addresses had been truncated" if anonymised else "",
+        )
         return {"name": file.name, "outcome": "deleted", "bytes": size}
 
     def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
