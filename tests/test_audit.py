@@ -10,7 +10,6 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import delete, func, select, update
-from test_boundaries import c1_layout, empty_estate, ids
 
 from lethe.audit import GENESIS, AuditEntry, AuditTrail, audit_table, outbox_table
 from lethe.db import make_engine
@@ -19,6 +18,7 @@ from lethe.runner import run_rule
 from lethe.sources.sql.actions import SqlDelete
 
 from conftest import TEST_KEY
+from test_boundaries import c1_layout, empty_estate, ids
 
 AS_OF = datetime(2026, 11, 26)
 
@@ -204,9 +204,9 @@ def test_cli_verify_and_find(estate, tmp_path):
 
 
 def test_a_person_kept_by_a_hold_leaves_one_trace_per_hold(estate, tmp_path):
-    from test_boundaries import add
-
     from lethe.subjects import email_key
+
+    from test_boundaries import add
 
     empty_estate(estate)
     c1_layout(estate)  # Ann Lee, due for C1 since 2027-02-28 10:00

@@ -6,7 +6,6 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
-from test_config import inventory_copy
 
 from lethe.audit import audit_table
 from lethe.config import load_inventory, load_policy
@@ -16,6 +15,7 @@ from lethe.schema import SchemaMismatch
 
 from conftest import TEST_KEY
 from oracle import CRM_TABLES, MARKETING_TABLES, expected, snapshot
+from test_config import inventory_copy
 
 SQL_RULES = ["N1", "W1", "W2", "C1", "K1"]
 SMALL = DemoSizes(companies=60, contacts=400, subscribers=300, consents=300, web_events=600)

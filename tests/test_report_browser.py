@@ -8,7 +8,6 @@ skip: the report is what a person reads, so it is checked as one would see it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
@@ -20,6 +19,9 @@ from pathlib import Path
 import pytest
 
 from lethe.report import refresh_latest, write_run_report
+
+from test_report import result as report_result
+from test_report import set_generated_at
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -61,33 +63,8 @@ def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def result(rule, **counts):
-    base = {
-        "rule_id": rule,
-        "source": "crm",
-        "action": "delete",
-        "dry_run": False,
-        "as_of": "2026-11-26T00:00:00",
-        "eligible": 3,
-        "deleted": 3,
-        "anonymised": 0,
-        "exempt_hold": 0,
-        "exempt_restriction": 0,
-        "overdue_before": 0,
-        "remaining_after": 0,
-        "batches": 1,
-        "related": {},
-        "extra": {},
-        "status": "ok",
-        "error": "",
-    }
-    return {**base, **counts}
-
-
-def set_generated_at(root: Path, dag_id: str, run_id: str, when: str) -> None:
-    path = root / dag_id / run_id / "report.json"
-    data = json.loads(path.read_text())
-    data["generated_at"] = when
-    path.write_text(json.dumps(data))
+    """A rule result kept on time (no backlog, no holds): the report tests' result with those zeroed."""
+    return report_result(rule, **{"exempt_hold": 0, "overdue_before": 0, **counts})
 
 
 @pytest.fixture
