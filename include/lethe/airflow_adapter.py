@@ -323,7 +323,7 @@ def enforce(run: dict[str, Any], rule_id: str, scanned: dict[str, Any]) -> dict[
     from lethe.runner import enforce_rule
 
     with configuration_errors_fail_fast():
-        return enforce_rule(_context_for(run), rule_id)
+        return enforce_rule(_context_for(run), rule_id, scanned)
 
 
 @task

@@ -106,6 +106,102 @@ def seed_demo(
     )
 
 
+def _armed_sources() -> set[str]:
+    """The armed sources as the DAGs read them: Airflow's ``AIRFLOW_VAR_`` variable, else the Variable."""
+    from lethe.arming import ARMED_VARIABLE, parse_armed
+
+    env_value = os.environ.get(f"AIRFLOW_VAR_{ARMED_VARIABLE.upper()}")
+    if env_value is not None:
+        return parse_armed(env_value)
+    current = _airflow_variable("get", ARMED_VARIABLE)
+    return parse_armed(current.stdout.strip()) if current.returncode == 0 else set()
+
+
+@app.command("run")
+def run_rules(
+    rules: list[str] = typer.Argument(..., help="Rule ids of the policy (C1 K1 ...), run in this order."),
+    as_of: str = typer.Option(None, help="The as-of instant (YYYY-MM-DD is 00:00 UTC; default: now, UTC)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count and record what would change; change nothing."),
+    batch_size: int = typer.Option(None, help="Rows per batch (default: LETHE_BATCH_SIZE, else 1000)."),
+    as_json: bool = typer.Option(False, "--json", help="Print each rule's summary as one JSON object per line."),
+):
+    """Run rules now through the same runner as the nightly DAGs (scan, enforce, summarise),
+    against the connections in the environment; a source that is not armed runs dry."""
+    from datetime import datetime, timezone
+
+    from lethe.config import ConfigError, load_inventory, load_policy
+    from lethe.db import connection_path, connection_url
+    from lethe.errors import ConfigurationError
+    from lethe.periods import to_utc_naive
+    from lethe.runner import Engines, make_context, run_rule
+    from lethe.subjects import MissingAuditKey, audit_key
+
+    try:
+        policy = load_policy()
+        inventory = load_inventory(policy=policy)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    unknown = [rule for rule in rules if rule not in policy.rule_ids]
+    if unknown:
+        known = ", ".join(policy.rule_ids)
+        _fail(f"unknown rule(s) {', '.join(unknown)} (the policy has: {known}); nothing was changed", 2)
+    try:
+        key = audit_key(os.environ.get("LETHE_AUDIT_KEY") or _demo_key())
+    except MissingAuditKey as exc:
+        _fail(str(exc), 2)
+    moment = to_utc_naive(as_of) if as_of else datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    sources = {rule: inventory.rule(rule)[0] for rule in rules}
+    _say_fallbacks(sorted({"lethe_audit", *(s.connection_id for s in sources.values())}), key_needed=True)
+    armed = set() if dry_run else _armed_sources()
+    run_id = f"cli__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    engines = Engines(resolve=connection_url)
+    failed = 0
+    try:
+        for index, rule in enumerate(rules):
+            source = sources[rule].source
+            dry = dry_run or source not in armed
+            if dry and not dry_run:
+                typer.echo(f"lethe: source {source} is not armed (lethe arm {source}): {rule} runs dry", err=True)
+            ctx = make_context(
+                run_id=run_id,
+                dag_id="lethe_cli",
+                task_id=rule,
+                as_of=moment,
+                dry_run=dry,
+                key=key,
+                engines=engines,
+                policy=policy,
+                inventory=inventory,
+                batch_size=batch_size or int(os.environ.get("LETHE_BATCH_SIZE", "1000")),
+                folder_for=connection_path,
+                create_audit=index == 0,
+            )
+            try:
+                result = run_rule(ctx, rule)
+            except ConfigurationError as exc:
+                failed += 1
+                typer.echo(f"{rule}: failed, nothing changed: {exc}", err=True)
+                continue
+            failed += result["status"] != "ok"
+            typer.echo(json.dumps(result, sort_keys=True) if as_json else _rule_line(result))
+    finally:
+        engines.dispose()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _rule_line(result: dict) -> str:
+    """One rule's summary in a line (counts and names only)."""
+    counts = [f"due {result['due']}", f"eligible {result['eligible']}"]
+    counts += [f"{word} {result[word]}" for word in ("deleted", "anonymised") if result[word]]
+    counts += [f"{k.replace('_', ' ')} {v}" for k, v in sorted(result["extra"].items()) if isinstance(v, int) and v]
+    counts.append(f"exempt (hold {result['exempt_hold']}, restriction {result['exempt_restriction']})")
+    counts.append(f"remaining {result['remaining_after']}")
+    related = "".join(f", {n} {t}" for t, n in sorted(result["related"].items()))
+    mode = "dry run" if result["dry_run"] else "enforced"
+    return f"{result['rule_id']} ({mode}, as-of {result['as_of']}, {result['status']}): {', '.join(counts)}{related}"
+
+
 @policy_app.command("check")
 def policy_check():
     """Validate the policy and inventory files, then check, rule by rule, every name it uses

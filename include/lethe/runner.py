@@ -137,10 +137,15 @@ def combine_items(
     return result.to_dict()
 
 
-def enforce_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
+def enforce_rule(
+    ctx: RunContext, rule_id: str, scanned: dict[str, Any] | None = None, *, checked: bool = False
+) -> dict[str, Any]:
+    """Act on every eligible record. ``scanned``: the scan's counts (not counted again);
+    ``checked``: the names were checked by this process already (the scan did)."""
     action = action_for(ctx, rule_id)
-    action.check()
-    result = action.enforce()
+    if not checked:
+        action.check()
+    result = action.enforce(RuleResult.from_dict(scanned) if scanned else None)
     log.info(
         "%s %s: %d deleted, %d anonymised in %d batch(es)%s%s",
         rule_id,
@@ -179,10 +184,11 @@ def summarise_rule(ctx: RunContext, rule_id: str, enforced: dict[str, Any]) -> d
 
 def run_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
     """scan, enforce, summarise in one call, as the DAG does (tests and the CLI)."""
-    scanned = scan_rule(ctx, rule_id)
-    if action_for(ctx, rule_id).mapped:
-        items = [enforce_item(ctx, rule_id, item) for item in work_items(ctx, rule_id)]
+    scanned = scan_rule(ctx, rule_id)  # checks the names once; the steps below reuse the check
+    action = action_for(ctx, rule_id)
+    if action.mapped:
+        items = [action.enforce_item(item) for item in action.work_items()]
         enforced = combine_items(ctx, rule_id, scanned, items)
     else:
-        enforced = enforce_rule(ctx, rule_id)
+        enforced = enforce_rule(ctx, rule_id, scanned, checked=True)
     return summarise_rule(ctx, rule_id, enforced)

@@ -87,8 +87,8 @@ and rule, ``new_result()``, ``summary_entry()``, the holds) and :mod:`lethe.file
             result.due = result.eligible = sum(map(self.due, (r for p in self.files() for r in self.read(p)[1])))
             return result
 
-        def enforce(self):
-            result = self.scan()
+        def enforce(self, scanned=None):
+            result = scanned or self.scan()
             for path in self.files() if not self.ctx.dry_run else []:
                 fields, rows = self.read(path)
                 text = io.StringIO()

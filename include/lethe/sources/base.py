@@ -178,8 +178,11 @@ class RuleAction(ABC):
         """Count what is due, exempt and overdue; change nothing."""
 
     @abstractmethod
-    def enforce(self) -> RuleResult:
-        """Act on every eligible record (or only record what would change, in a dry run)."""
+    def enforce(self, scanned: RuleResult | None = None) -> RuleResult:
+        """Act on every eligible record (or only record what would change, in a dry run).
+
+        ``scanned``: this run's scan of the rule (its counts are not taken again); else it scans.
+        """
 
     @abstractmethod
     def verify(self) -> int:
@@ -208,9 +211,9 @@ class MappedAction(RuleAction):
     def combine(self, scanned: RuleResult, item_results: list[dict[str, Any]]) -> RuleResult:
         """The rule's result from the scan and every item's result."""
 
-    def enforce(self) -> RuleResult:
-        """Unmapped use (the CLI, the tests): every item in turn."""
-        scanned = self.scan()
+    def enforce(self, scanned: RuleResult | None = None) -> RuleResult:
+        """Unmapped use (the tests): every item in turn."""
+        scanned = scanned or self.scan()
         return self.combine(scanned, [self.enforce_item(item) for item in self.work_items()])
 
 
