@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,16 @@ from datetime import datetime
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from lethe.audit import GENESIS, AuditEntry, AuditTrail, audit_table, outbox_table
+from lethe.audit import (
+    GENESIS,
+    HASHED_FIELDS,
+    AuditEntry,
+    AuditTrail,
+    _BatchCanonical,
+    _canonical,
+    audit_table,
+    outbox_table,
+)
 from lethe.db import make_engine
 from lethe.demo import schema
 from lethe.runner import run_rule
@@ -255,3 +265,65 @@ def test_a_person_kept_by_a_hold_leaves_one_trace_per_hold(estate, tmp_path):
 
 
 EMAIL_OF_ANN = "Ann.Lee@Example.com"
+
+
+def _reference_canonical(row):
+    """The hashed form as first defined: json.dumps of the hashed fields, keys sorted, compact."""
+    values = {}
+    for name in HASHED_FIELDS:
+        value = row[name]
+        if isinstance(value, datetime):
+            value = value.replace(microsecond=0).isoformat()
+        elif isinstance(value, bool) or name == "dry_run":
+            value = bool(value)
+        values[name] = value
+    return json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain", 'quote " and backslash \\', "tab\tnew\nline\x00\x1f", "é ü ß 名前 🙂", "", '{"json": [1, 2]}'],
+)
+@pytest.mark.parametrize("dry_run", [True, False, 0, 1])
+def test_the_hashed_form_is_byte_for_byte_the_json_it_always_was(text, dry_run):
+    row = {
+        "seq": 12345678901,
+        "entry_id": "0f4c1b9e-8a2d-4c5e-9b7a-3d2e1f0a9b8c",
+        "run_id": f"manual__{text}",
+        "dag_id": "lethe_crm_retention",
+        "task_id": text,
+        "rule_id": "C1",
+        "source": "crm",
+        "action": "deleted",
+        "subject_key": "a" * 64,
+        "record_count": 0,
+        "details": json.dumps({"table": text, "related": {"interactions": 3}}, sort_keys=True),
+        "dry_run": dry_run,
+        "as_of": datetime(2026, 11, 26, 0, 0, 0, 123456),
+        "recorded_at": datetime(2026, 11, 26, 3, 4, 5),
+        "prev_hash": "0" * 64,
+    }
+    assert _canonical(row) == _reference_canonical(row)
+
+
+def test_a_batch_hashes_each_entry_exactly_as_a_single_entry_is_hashed():
+    """Batches encode their shared fields once; the bytes hashed are the same as entry by entry."""
+    common = {
+        "run_id": 'run "quoted" é',
+        "dag_id": "lethe_crm_retention",
+        "task_id": "C1.enforce",
+        "rule_id": "C1",
+        "source": "crm",
+        "action": "deleted",
+        "as_of": datetime(2026, 11, 26, 0, 0, 0, 5),
+        "dry_run": 0,
+        "recorded_at": datetime(2026, 11, 26, 1, 2, 3),
+    }
+    canonical = _BatchCanonical(common)
+    for details, entry_id, prev, count, seq, subject in [
+        ('{"related": {}, "table": "contacts"}', "abc-00000000001", "0" * 64, 1, 1, "f" * 64),
+        ('{"table": "naïve \\ "x""}', "id\twith tab", "e" * 64, 123456, 10**12, ""),
+    ]:
+        row = {**common, "details": details, "entry_id": entry_id, "prev_hash": prev}
+        row |= {"record_count": count, "seq": seq, "subject_key": subject}
+        assert canonical(details, entry_id, prev, count, seq, subject) == _canonical(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -133,23 +134,33 @@ def test_an_unknown_column_stops_the_rules_that_use_it_and_only_those(estate, tm
 
 
 def test_batches_commit_with_their_audit_entries(estate):
-    """Every deleted subject has exactly one audit entry, however the work is batched."""
+    """Every changed row is in exactly one audit entry, one entry per subject and batch, however
+    the work is batched; a cookie's events go together (the batches follow the subject order)."""
     as_of = datetime(2026, 11, 26)
     seeded(estate, as_of)
     results = run_all(estate, as_of, batch_size=5)
     assert results["W1"]["batches"] > 10
     with estate.engine("lethe_audit").connect() as conn:
-        per_rule = dict(
-            conn.execute(
-                select(audit_table.c.rule_id, func.count())
-                .where(audit_table.c.action.in_(["deleted", "anonymised"]))
-                .group_by(audit_table.c.rule_id)
-            ).all()
-        )
+        entries = conn.execute(
+            select(audit_table.c.rule_id, audit_table.c.subject_key, audit_table.c.run_id, audit_table.c.details).where(
+                audit_table.c.action.in_(["deleted", "anonymised"])
+            )
+        ).all()
         entry_ids = conn.execute(select(func.count(func.distinct(audit_table.c.entry_id)))).scalar_one()
         total = conn.execute(select(func.count()).select_from(audit_table)).scalar_one()
+    rows_per_rule: dict[str, int] = {}
+    per_subject: dict[tuple, list[int]] = {}  # (rule, subject, run) -> [entries, rows]
+    for rule_id, subject, run_id, details in entries:
+        rows = json.loads(details).get("rows", 1)
+        rows_per_rule[rule_id] = rows_per_rule.get(rule_id, 0) + rows
+        found = per_subject.setdefault((rule_id, subject, run_id), [0, 0])
+        found[0], found[1] = found[0] + 1, found[1] + rows
     for rule, result in results.items():
-        assert per_rule.get(rule, 0) == result["deleted"] + result["anonymised"]
+        assert rows_per_rule.get(rule, 0) == result["deleted"] + result["anonymised"], rule
+    # Batches of 5 in subject order: a subject's n rows are in at most ceil(n / 5) + 1 batches.
+    w1 = {k: v for k, v in per_subject.items() if k[0] == "W1"}
+    assert all(n_entries <= -(-rows // 5) + 1 for n_entries, rows in w1.values())
+    assert len(w1) < results["W1"]["deleted"]  # cookies with several events: fewer entries than rows
     assert entry_ids == total
 
 

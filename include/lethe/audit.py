@@ -7,10 +7,11 @@ tables and rules: never a raw e-mail, name, phone number or IP address.
 
 Atomicity with the change: the audit store is another database than the source being changed,
 so an enforcement batch first writes its entries to an outbox table *in the source database*, in
-the same transaction as the change. :meth:`AuditTrail.drain` then moves outbox entries into the
-chain, skipping any already chained (each entry has a unique id), and clears the outbox. A crash
-at any point leaves either nothing (change and entries rolled back together) or entries waiting
-in the outbox, which the next drain chains exactly once.
+the same transaction as the change: one outbox row per batch, holding the batch's entries.
+:meth:`AuditTrail.drain` then chains each outbox row's entries in one transaction, skipping a
+row already chained (its first entry's id is in the chain: a row is chained all at once or not
+at all), and clears the outbox. A crash at any point leaves either nothing (change and entries
+rolled back together) or entries waiting in the outbox, which the next drain chains exactly once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from json.encoder import encode_basestring_ascii
+from typing import Any, Iterator
 
 from sqlalchemy import (
     Boolean,
@@ -40,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from lethe.db import schema_change
+from lethe.db import bulk_insert, schema_change
 
 GENESIS = "0" * 64
 OUTBOX_TABLE = "lethe_audit_outbox"
@@ -146,30 +148,129 @@ class AuditEntry:
         default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     )
 
-    def to_payload(self) -> str:
+    def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data["as_of"] = self.as_of.isoformat()
         data["recorded_at"] = self.recorded_at.isoformat()
-        return json.dumps(data, sort_keys=True)
+        return data
 
     @classmethod
-    def from_payload(cls, payload: str) -> "AuditEntry":
-        data = json.loads(payload)
+    def from_dict(cls, data: dict[str, Any]) -> "AuditEntry":
+        data = dict(data)
         data["as_of"] = datetime.fromisoformat(data["as_of"])
         data["recorded_at"] = datetime.fromisoformat(data["recorded_at"])
         return cls(**data)
 
 
+# The fields every entry of one batch shares (one rule, one run, one action).
+COMMON_FIELDS = ("run_id", "dag_id", "task_id", "rule_id", "source", "action", "as_of", "dry_run", "recorded_at")
+
+
+@dataclass
+class AuditBatch:
+    """Entries of one rule, run and action, as a batch writes them: the shared fields once, then
+    per subject (entry id, subject key, record count, details). Staged as one outbox row."""
+
+    common: dict[str, Any]
+    items: list[tuple[str, str, int, dict[str, Any]]]
+
+    @classmethod
+    def of(cls, entry: AuditEntry, items: list[tuple[str, int, dict[str, Any]]]) -> "AuditBatch":
+        """A batch with ``entry``'s shared fields and ids that are unique without a uuid each:
+        one random prefix per batch and the item's position."""
+        prefix = uuid.uuid4().hex[:24]
+        common = {name: getattr(entry, name) for name in COMMON_FIELDS}
+        return cls(common, [(f"{prefix}-{i:011d}", subject, n, d) for i, (subject, n, d) in enumerate(items)])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def to_payload(self) -> str:
+        common = dict(self.common, as_of=self.common["as_of"].isoformat())
+        common["recorded_at"] = self.common["recorded_at"].isoformat()
+        return json.dumps({"common": common, "items": self.items}, sort_keys=True)
+
+    @classmethod
+    def from_payload(cls, payload: str) -> "AuditBatch":
+        """An outbox row: a batch, or (rows staged one entry each) a single entry."""
+        data = json.loads(payload)
+        if "common" not in data:
+            entry = AuditEntry.from_dict(data)
+            return cls.of_entries([entry])[0]
+        common = data["common"]
+        common["as_of"] = datetime.fromisoformat(common["as_of"])
+        common["recorded_at"] = datetime.fromisoformat(common["recorded_at"])
+        return cls(common, [tuple(item) for item in data["items"]])
+
+    @classmethod
+    def of_entries(cls, entries: list[AuditEntry]) -> list["AuditBatch"]:
+        """Entries grouped, in order, into runs that share the common fields."""
+        batches: list[AuditBatch] = []
+        for entry in entries:
+            common = {name: getattr(entry, name) for name in COMMON_FIELDS}
+            item = (entry.entry_id, entry.subject_key, entry.record_count, entry.details)
+            if batches and batches[-1].common == common:
+                batches[-1].items.append(item)
+            else:
+                batches.append(cls(common, [item]))
+        return batches
+
+
+# The hashed form of an entry is json.dumps(values, sort_keys=True, separators=(",", ":")). It is
+# written out field by field below, byte for byte the same (keys in sorted order, strings quoted
+# by json's own quoting function, ints and booleans as JSON writes them), because hashing is done
+# once per entry and json.dumps of a dict was the larger part of that cost.
+_SORTED_FIELDS = sorted(HASHED_FIELDS)
+_KEY_PREFIXES = [("," if i else "{") + encode_basestring_ascii(name) + ":" for i, name in enumerate(_SORTED_FIELDS)]
+
+
+def _json_value(name: str, value: Any) -> str:
+    if isinstance(value, datetime):
+        return encode_basestring_ascii(value.replace(microsecond=0).isoformat())
+    if name == "dry_run" or isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _canonical(row: dict[str, Any]) -> bytes:
-    values = {}
-    for name in HASHED_FIELDS:
-        value = row[name]
-        if isinstance(value, datetime):
-            value = value.replace(microsecond=0).isoformat()
-        elif isinstance(value, bool) or name == "dry_run":
-            value = bool(value)
-        values[name] = value
-    return json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+    parts = [prefix + _json_value(name, row[name]) for prefix, name in zip(_KEY_PREFIXES, _SORTED_FIELDS, strict=True)]
+    parts.append("}")
+    return "".join(parts).encode()
+
+
+class _BatchCanonical:
+    """The hashed form of a batch's entries: the shared fields encoded once, the rest per entry.
+
+    Gives exactly :func:`_canonical` of each entry's row (tests compare the two).
+    """
+
+    def __init__(self, common: dict[str, Any]):
+        row = dict.fromkeys(HASHED_FIELDS, "")
+        row.update(common)
+        encoded = {name: _json_value(name, row[name]) for name in HASHED_FIELDS}
+        varying = ("details", "entry_id", "prev_hash", "record_count", "seq", "subject_key")
+        self.pieces: list[str] = []  # text before each varying field, in sorted key order
+        text = ""
+        for prefix, name in zip(_KEY_PREFIXES, _SORTED_FIELDS, strict=True):
+            text += prefix
+            if name in varying:
+                self.pieces.append(text)
+                text = ""
+            else:
+                text += encoded[name]
+        self.tail = text + "}"
+
+    def __call__(self, details: str, entry_id: str, prev_hash: str, record_count: int, seq: int, subject: str) -> bytes:
+        p = self.pieces
+        q = encode_basestring_ascii
+        return (
+            f"{p[0]}{q(details)}{p[1]}{q(entry_id)}{p[2]}{q(prev_hash)}{p[3]}{record_count}"
+            f"{p[4]}{seq}{p[5]}{q(subject)}{self.tail}"
+        ).encode()
 
 
 def entry_hash(key: str, row: dict[str, Any]) -> str:
@@ -209,15 +310,15 @@ class AuditTrail:
             outbox_metadata.create_all(conn)
 
     @staticmethod
-    def stage(conn: Connection, entries: Iterable[AuditEntry]) -> int:
-        """Write entries to the outbox in the caller's transaction (the one making the change)."""
-        rows = [{"entry_id": e.entry_id, "payload": e.to_payload()} for e in entries]
-        if rows:
-            conn.execute(insert(outbox_table), rows)
-        return len(rows)
+    def stage(conn: Connection, batch: AuditBatch) -> int:
+        """Write a batch's entries to the outbox in the caller's transaction (the one making the
+        change): one row, named by the first entry's id, chained later all at once."""
+        if batch.items:
+            conn.execute(insert(outbox_table), [{"entry_id": batch.items[0][0], "payload": batch.to_payload()}])
+        return len(batch)
 
-    def drain(self, source_engine: Engine, batch_size: int = 5000) -> int:
-        """Move every staged entry of a source into the chain, exactly once."""
+    def drain(self, source_engine: Engine, batch_size: int = 20) -> int:
+        """Move every staged batch of a source into the chain, exactly once."""
         moved = 0
         while True:
             with source_engine.connect() as source:
@@ -228,17 +329,34 @@ class AuditTrail:
                 ).all()
             if not staged:
                 return moved
-            entries = [AuditEntry.from_payload(row.payload) for row in staged]
-            self.append(entries)
-            ids = [row.entry_id for row in staged]
+            for row in staged:
+                moved += self.append_batch(AuditBatch.from_payload(row.payload))
+            done = [row.entry_id for row in staged]
             with source_engine.begin() as source:
-                source.execute(delete(outbox_table).where(outbox_table.c.entry_id.in_(ids)))
-            moved += len(ids)
+                source.execute(delete(outbox_table).where(outbox_table.c.entry_id.in_(done)))
 
     def append(self, entries: list[AuditEntry]) -> int:
-        """Chain entries in one transaction; entries already chained (same id) are skipped."""
-        if not entries:
+        """Chain entries (grouped into batches of shared fields, each chained all or none)."""
+        return sum(self.append_batch(batch) for batch in AuditBatch.of_entries(entries))
+
+    def append_batch(self, batch: AuditBatch) -> int:
+        """Chain a batch's entries in one transaction, all or none.
+
+        If the batch's first entry is in the chain already (an outbox batch chained before a crash
+        cleared it), so are the others, and nothing is added: one lookup by a unique key, whatever
+        the size of the batch or of the chain.
+        """
+        if not batch.items:
             return 0
+        common = batch.common
+        canonical = _BatchCanonical(common)
+        fixed = {
+            **common,
+            "as_of": common["as_of"].replace(microsecond=0),
+            "recorded_at": common["recorded_at"].replace(microsecond=0),
+            "dry_run": bool(common["dry_run"]),
+        }
+        key = self.key.encode()
         with self.engine.begin() as conn:
             head = conn.execute(select(head_table).where(head_table.c.id == 1).with_for_update()).first()
             if head is None:
@@ -246,41 +364,32 @@ class AuditTrail:
                 seq, prev = 0, GENESIS
             else:
                 seq, prev = head.seq, head.entry_hash
-            ids = [e.entry_id for e in entries]
-            present = set()
-            for start in range(0, len(ids), 1000):
-                present.update(
-                    conn.execute(
-                        select(audit_table.c.entry_id).where(audit_table.c.entry_id.in_(ids[start : start + 1000]))
-                    ).scalars()
-                )
+            chained = select(audit_table.c.seq).where(audit_table.c.entry_id == batch.items[0][0])
+            if conn.execute(chained).first() is not None:
+                return 0
             rows = []
-            for entry in entries:
-                if entry.entry_id in present:
-                    continue
+            for entry_id, subject, record_count, details in batch.items:
                 seq += 1
-                row = {
-                    "seq": seq,
-                    "entry_id": entry.entry_id,
-                    "run_id": entry.run_id,
-                    "dag_id": entry.dag_id,
-                    "task_id": entry.task_id,
-                    "rule_id": entry.rule_id,
-                    "source": entry.source,
-                    "action": entry.action,
-                    "subject_key": entry.subject_key,
-                    "record_count": int(entry.record_count),
-                    "details": json.dumps(entry.details, sort_keys=True),
-                    "dry_run": bool(entry.dry_run),
-                    "as_of": entry.as_of.replace(microsecond=0),
-                    "recorded_at": entry.recorded_at.replace(microsecond=0),
-                    "prev_hash": prev,
-                }
-                row["entry_hash"] = prev = entry_hash(self.key, row)
-                rows.append(row)
-            if rows:
-                conn.execute(insert(audit_table), rows)
-                conn.execute(head_table.update().where(head_table.c.id == 1).values(seq=seq, entry_hash=prev))
+                details_json = json.dumps(details, sort_keys=True)
+                record_count = int(record_count)
+                digest = hmac.new(
+                    key, canonical(details_json, entry_id, prev, record_count, seq, subject), hashlib.sha256
+                ).hexdigest()
+                rows.append(
+                    {
+                        **fixed,
+                        "seq": seq,
+                        "entry_id": entry_id,
+                        "subject_key": subject,
+                        "record_count": record_count,
+                        "details": details_json,
+                        "prev_hash": prev,
+                        "entry_hash": digest,
+                    }
+                )
+                prev = digest
+            bulk_insert(conn, audit_table, rows)
+            conn.execute(head_table.update().where(head_table.c.id == 1).values(seq=seq, entry_hash=prev))
             return len(rows)
 
     def entries(self, *conditions, batch_size: int = 5000) -> Iterator[dict[str, Any]]:

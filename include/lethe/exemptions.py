@@ -37,19 +37,25 @@ def check_exemptions(inventory: Inventory, engine_for, *, user: str) -> None:
         reflect_tables(engine, source, exemption_needs(source), user=user)
 
 
-def load_exemptions(inventory: Inventory, engine_for, as_of: datetime, *, user: str = "") -> Exemptions:
+def load_exemptions(
+    inventory: Inventory, engine_for, as_of: datetime, *, user: str = "", reflected: dict | None = None
+) -> Exemptions:
     """Read every hold and restriction table of the inventory.
 
     In force at the as-of: started at or before it and not ended by it. A hold names an address:
     an empty one names nobody and is left out. If a source with exemption tables cannot be read,
-    this raises: no rule may run without knowing its holds.
+    this raises: no rule may run without knowing its holds. ``reflected``: a dict the caller keeps
+    between calls, so that reading the holds again (every batch) does not reflect the tables again.
     """
     found: dict[str, set[str]] = {"legal_hold": set(), "restriction": set()}
     since: dict[tuple[str, str], datetime] = {}
+    reflected = {} if reflected is None else reflected
     for source in inventory.exemption_sources():
         engine = source_engine(engine_for(source.connection_id), source)
         # A misnamed hold table or column stops the rule, clearly; only these names are checked.
-        tables = reflect_tables(engine, source, exemption_needs(source), user=user or "holds")
+        if source.source not in reflected:
+            reflected[source.source] = reflect_tables(engine, source, exemption_needs(source), user=user or "holds")
+        tables = reflected[source.source]
         for kind, ex in source.exemptions.items():
             t = tables[ex.table]
             as_of_param = bindparam(None, as_of, type_=DateTime)

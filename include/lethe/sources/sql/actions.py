@@ -8,9 +8,17 @@ Every name comes from the inventory; the query is built from its parts:
 * **exempt**: the subject's e-mail is under a legal hold or restriction in force,
 * for anonymisation, **pending**: some personal-data column still differs from its anonymised value.
 
-A batch selects up to ``batch_size`` eligible rows by primary key (keyset pagination), then in
-one transaction deletes or updates them and their dependents by key and stages one audit entry
-per subject; the entries are chained right after the commit.
+Each decision is written in two forms of the same predicate. Over the whole table (the scan's
+counts, the decision, the after-count) the related rows are joined once: the newest related row
+per key as one grouped subquery, the company as an outer join. For a batch's few keys they are
+correlated subqueries, which the database answers from the foreign-key index.
+
+The scan counts everything in one pass. Enforcement decides the eligible set once, into a
+temporary table of keys in the session (ordered by subject, so one subject's rows go together),
+then walks it in batches: each batch, in one transaction, decides its keys again from the live
+rows and the holds as they are then (a record that stopped being eligible, say a hold placed
+mid-run, is not touched), deletes or updates them and their dependents by key, and stages one
+audit entry per subject in the outbox; the entries are chained right after the commit.
 """
 
 from __future__ import annotations
@@ -21,11 +29,15 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     DateTime,
+    Integer,
+    MetaData,
     String,
     Table,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     false,
@@ -40,16 +52,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from lethe.audit import AuditEntry, AuditTrail
-from lethe.db import TEXT_TIMESTAMP, due_by, greatest_sql, normalised_email, timestamp_sql
+from lethe.audit import AuditBatch, AuditTrail
+from lethe.db import TEXT_TIMESTAMP, bulk_insert, drop_temporary, due_by, greatest_sql, normalised_email, timestamp_sql
 from lethe.errors import BadData
-from lethe.exemptions import check_exemptions, record_kept
+from lethe.exemptions import Exemptions, check_exemptions, load_exemptions, record_kept
 from lethe.periods import Period
 from lethe.schema import Needs, need, reflect_tables, source_engine
 from lethe.sources.base import RuleAction, RuleResult, action_for, register
 from lethe.subjects import email_key, subject_key
 
 log = logging.getLogger("lethe")
+
+TEMPORARY_SCHEMA = {"postgresql": "pg_temp", "sqlite": "temp"}
 
 
 class SqlRule(RuleAction):
@@ -167,28 +181,67 @@ class SqlRule(RuleAction):
 
     # ------------------------------------------------------------------ query parts
 
-    def trigger(self) -> ColumnElement:
+    def joined(self) -> tuple[Any, dict[int, ColumnElement], Table | None]:
+        """The rule's table with what its trigger and scope read, joined once (whole-table form).
+
+        Returns the FROM clause, the newest related timestamp per ``latest_of`` part (one grouped
+        subquery each) and the company table when the customer link is joined (else None).
+        """
+        source = self.table
+        newest: dict[int, ColumnElement] = {}
+        for index, part in enumerate(self.rule.trigger.latest_of):
+            if part.newest_related:
+                rel = part.newest_related
+                child = self.t(rel.table)
+                per_key = (
+                    select(
+                        child.c[rel.foreign_key].label("key"),
+                        func.max(timestamp_sql(child.c[rel.column])).label("newest"),
+                    )
+                    .group_by(child.c[rel.foreign_key])
+                    .subquery(f"newest_{index}")
+                )
+                source = source.outerjoin(per_key, per_key.c.key == self.pk)
+                newest[index] = per_key.c.newest
+        company = None
+        if self.uses_customer_link:
+            link = self.spec.customer
+            company = self.t(link.table)
+            # One company per contact at most: the link is the company's primary key.
+            source = source.outerjoin(company, company.c[link.primary_key] == self.table.c[link.foreign_key])
+        return source, newest, company
+
+    @property
+    def uses_customer_link(self) -> bool:
+        return self.rule.customer_status != "any" or any(p.customer_until for p in self.rule.trigger.latest_of)
+
+    def trigger(self, newest: dict[int, ColumnElement] | None = None, company: Table | None = None) -> ColumnElement:
+        """The trigger instant; from the joined columns when given, else by correlated subqueries."""
         parts = []
-        for part in self.rule.trigger.latest_of:
+        for index, part in enumerate(self.rule.trigger.latest_of):
             if part.column:
                 parts.append(timestamp_sql(self.table.c[part.column]))
             elif part.newest_related:
+                if newest is not None:
+                    parts.append(newest[index])
+                    continue
                 rel = part.newest_related
                 child = self.t(rel.table)
                 parts.append(
-                    timestamp_sql(
-                        select(func.max(child.c[rel.column]))
-                        .where(child.c[rel.foreign_key] == self.pk)
-                        .scalar_subquery()
-                    )
+                    select(func.max(timestamp_sql(child.c[rel.column])))
+                    .where(child.c[rel.foreign_key] == self.pk)
+                    .scalar_subquery()
                 )
             elif part.customer_until:
                 link = self.spec.customer
-                company = self.t(link.table)
+                if company is not None:
+                    parts.append(timestamp_sql(company.c[link.customer_until]))
+                    continue
+                related = self.t(link.table)
                 parts.append(
                     timestamp_sql(
-                        select(company.c[link.customer_until])
-                        .where(company.c[link.primary_key] == self.table.c[link.foreign_key])
+                        select(related.c[link.customer_until])
+                        .where(related.c[link.primary_key] == self.table.c[link.foreign_key])
                         .scalar_subquery()
                     )
                 )
@@ -197,17 +250,23 @@ class SqlRule(RuleAction):
             return func.coalesce(latest, timestamp_sql(self.table.c[self.rule.trigger.fallback]), type_=DateTime)
         return latest
 
-    def scope(self) -> ColumnElement:
+    def scope(self, company: Table | None = None) -> ColumnElement:
+        """Which rows the rule covers at all; from the joined company when given."""
         status = self.rule.customer_status
         if status == "any":
             return true()
         link = self.spec.customer
-        company = self.t(link.table)
-        own_company = company.c[link.primary_key] == self.table.c[link.foreign_key]
-        since, until = company.c[link.customer_since], company.c[link.customer_until]
         as_of = bindparam(None, self.ctx.as_of, type_=DateTime)
+        if company is not None:
+            since, until = company.c[link.customer_since], company.c[link.customer_until]
+            if status == "prospect":
+                # Never a customer: no company (or a dangling link), or one that never had a contract.
+                return since.is_(None)
+            return and_(since.is_not(None), until.is_not(None), timestamp_sql(until) <= as_of)
+        related = self.t(link.table)
+        own_company = related.c[link.primary_key] == self.table.c[link.foreign_key]
+        since, until = related.c[link.customer_since], related.c[link.customer_until]
         if status == "prospect":
-            # Never a customer: no company, or a company that never had a contract.
             return ~exists().where(own_company, since.is_not(None))
         # A former customer: a contract that started and has ended by the as-of.
         return exists().where(own_company, since.is_not(None), until.is_not(None), timestamp_sql(until) <= as_of)
@@ -254,11 +313,34 @@ class SqlRule(RuleAction):
             )
         return or_(*conditions) if conditions else false()
 
-    def due(self, period: Period) -> ColumnElement:
-        return and_(self.scope(), self.pending(), due_by(self.trigger(), period, self.ctx.as_of))
+    def due(self, period: Period, trigger: ColumnElement | None = None, company: Table | None = None) -> ColumnElement:
+        trigger = self.trigger() if trigger is None else trigger
+        return and_(self.scope(company), self.pending(), due_by(trigger, period, self.ctx.as_of))
 
-    def eligible(self) -> ColumnElement:
-        return and_(self.due(self.policy_rule.period), ~self.exempt(self.exemptions.any), ~self.waiting())
+    def eligible(self, exemptions: Exemptions | None = None) -> ColumnElement:
+        """Correlated form (a batch's keys): due, not exempt, not waiting."""
+        exemptions = exemptions or self.exemptions
+        return and_(self.due(self.policy_rule.period), ~self.exempt(exemptions.any), ~self.waiting())
+
+    def whole_table(self) -> tuple[Any, ColumnElement, ColumnElement, Table | None]:
+        """Whole-table form: (FROM clause, trigger, rows in scope and pending, company)."""
+        source, newest, company = self.joined()
+        trigger = self.trigger(newest, company)
+        return source, trigger, and_(self.scope(company), self.pending()), company
+
+    def eligible_rows(self, *columns) -> Any:
+        """``SELECT columns`` of every eligible row, deciding over the whole table at once."""
+        source, trigger, covered, _company = self.whole_table()
+        return (
+            select(*columns)
+            .select_from(source)
+            .where(
+                covered,
+                due_by(trigger, self.policy_rule.period, self.ctx.as_of),
+                ~self.exempt(self.exemptions.any),
+                ~self.waiting(),
+            )
+        )
 
     def count(self, condition: ColumnElement) -> int:
         with self.engine.connect() as conn:
@@ -267,16 +349,38 @@ class SqlRule(RuleAction):
     # ------------------------------------------------------------------ the interface
 
     def scan(self) -> RuleResult:
+        """Every count in one pass over the table (each row's trigger computed once)."""
         result = self.new_result()
-        due = self.due(self.policy_rule.period)
+        source, trigger, covered, _company = self.whole_table()
+        as_of = self.ctx.as_of
+        due = due_by(trigger, self.policy_rule.period, as_of)
         held, restricted = self.exemptions.held, self.exemptions.restricted - self.exemptions.held
+        exempt = self.exempt(self.exemptions.any)
+        waiting = self.waiting() if self.rule.wait_for else false()
+
+        def number(condition: ColumnElement):
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        counts = (
+            select(
+                number(due).label("due"),
+                number(and_(due, ~exempt, ~waiting)).label("eligible"),
+                number(and_(due, self.exempt(held))).label("exempt_hold"),
+                number(and_(due, self.exempt(restricted))).label("exempt_restriction"),
+                number(and_(due, ~exempt, waiting)).label("waiting"),
+                number(and_(due_by(trigger, self.policy_rule.overdue_period, as_of), ~exempt)).label("overdue"),
+            )
+            .select_from(source)
+            .where(covered)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(counts).one()
         # Every due record is one of: eligible, exempt (hold, restriction) or waiting.
-        result.due = self.count(due)
-        result.eligible = self.count(self.eligible())
-        result.exempt_hold = self.count(and_(due, self.exempt(held)))
-        result.exempt_restriction = self.count(and_(due, self.exempt(restricted)))
+        result.due, result.eligible = int(row.due), int(row.eligible)
+        result.exempt_hold, result.exempt_restriction = int(row.exempt_hold), int(row.exempt_restriction)
+        result.overdue_before = int(row.overdue)
         if self.rule.wait_for:
-            result.extra["waiting"] = self.count(and_(due, ~self.exempt(self.exemptions.any), self.waiting()))
+            result.extra["waiting"] = int(row.waiting)
             if result.extra["waiting"]:
                 log.warning(
                     "%s: %d due record(s) wait: %s",
@@ -284,25 +388,24 @@ class SqlRule(RuleAction):
                     result.extra["waiting"],
                     "; ".join(w.reason for w in self.rule.wait_for),
                 )
-        result.overdue_before = self.count(
-            and_(self.due(self.policy_rule.overdue_period), ~self.exempt(self.exemptions.any))
-        )
         return result
 
     def verify(self) -> int:
-        return self.count(self.eligible())
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(self.eligible_rows(self.pk).subquery())).scalar())
 
     def record_exemptions(self) -> int:
         """Who a hold or restriction keeps past the deadline: one entry per person, rule and hold."""
         if not self.uses_holds or not self.exemptions.any:
             return 0
-        due = self.due(self.policy_rule.period)
+        source, trigger, covered, _company = self.whole_table()
+        due = and_(covered, due_by(trigger, self.policy_rule.period, self.ctx.as_of))
         held = self.exemptions.held
         kept = []
         with self.engine.connect() as conn:
             for kind, addresses in (("legal_hold", held), ("restriction", self.exemptions.restricted - held)):
                 if addresses:
-                    query = select(self.subject_column()).where(due, self.exempt(addresses))
+                    query = select(self.subject_column()).select_from(source).where(due, self.exempt(addresses))
                     kept += [(kind, address, {"table": self.rule.table}) for address in conn.execute(query).scalars()]
         new = record_kept(self.ctx.audit, self.policy_rule.id, self.ctx.key, self.exemptions, self.audit_entry, kept)
         if new:
@@ -313,55 +416,102 @@ class SqlRule(RuleAction):
             )
         return new
 
-    def enforce(self) -> RuleResult:
-        result = self.scan()
+    def keys_table(self) -> Table:
+        """The session's temporary table of this run's eligible keys, in subject order."""
+        return Table(
+            "lethe_eligible_keys",
+            MetaData(),
+            Column("position", Integer, primary_key=True, autoincrement=False),
+            Column("key", self.pk.type),
+            prefixes=["TEMPORARY"],
+            # Named in the session's own schema, so a source's `schema:` is never applied to it.
+            schema=TEMPORARY_SCHEMA.get(self.engine.dialect.name),
+        )
+
+    def decision(self, keys: Table):
+        """Every eligible key, numbered in subject order, into ``keys``: the run's one decision."""
+        subject = self.subject_column()
+        order = [subject, self.pk] if subject is not None else [self.pk]
+        position = func.row_number().over(order_by=order)
+        return insert(keys).from_select(["position", "key"], self.eligible_rows(position, self.pk))
+
+    def current_exemptions(self) -> Exemptions:
+        """The holds and restrictions as they are now (read again for each batch)."""
+        if not self.uses_holds:
+            return self.exemptions
+        if not hasattr(self, "_hold_tables"):
+            self._hold_tables: dict = {}
+        return load_exemptions(
+            self.ctx.inventory, self.ctx.engine_for, self.ctx.as_of, user=self.user, reflected=self._hold_tables
+        )
+
+    def enforce(self, scanned: RuleResult | None = None) -> RuleResult:
+        result = scanned or self.scan()
         if not self.ctx.dry_run:
             result.extra["kept_recorded"] = self.record_exemptions()
             AuditTrail.create_outbox(self.engine)
             self.ctx.audit.drain(self.engine)  # entries a crashed run left behind
-        condition = self.eligible()
         columns = [self.pk] + ([self.subject_column()] if self.spec.subject else [])
-        last_key = None
         related: Counter = Counter()
-        while True:
-            query = select(*columns).where(condition).order_by(self.pk).limit(self.batch_size)
-            if last_key is not None:
-                query = query.where(self.pk > last_key)
-            with self.engine.begin() as conn:
-                rows = conn.execute(query).all()
-                if not rows:
-                    break
-                last_key = rows[-1][0]
-                keys = [row[0] for row in rows]
-                batch_related = self.related_counts(conn, keys)
-                entries = self.audit_entries(rows, batch_related)
-                if not self.ctx.dry_run:
-                    self.change(conn, rows)
-                    AuditTrail.stage(conn, entries)
-            if self.ctx.dry_run:
-                self.ctx.audit.append(entries)
-            else:
-                self.ctx.audit.drain(self.engine)
-            result.batches += 1
-            changed = len(rows)
-            totals = Counter()
-            for per_subject in batch_related.values():
-                totals.update(per_subject)
-            related.update(totals)
-            self.count_changed(result, changed)
-            log.info(
-                "%s batch %d: %s %d %s row(s)%s%s",
-                self.policy_rule.id,
-                result.batches,
-                self.verb,
-                changed,
-                self.rule.table,
-                "".join(f", {n} {t} row(s)" for t, n in sorted(totals.items())),
-                " (dry run: nothing changed)" if self.ctx.dry_run else "",
-            )
+        keys = self.keys_table()
+        # Built before any transaction opens: building reflects the tables and reads the holds
+        # and what the rule waits for, through connections of their own (on SQLite a second
+        # connection inside a transaction would wait for its lock).
+        decide, self_check = self.decision(keys), self.eligible()
+        with self.engine.connect() as conn:
+            with conn.begin():
+                keys.create(conn)
+            try:
+                with conn.begin():
+                    conn.execute(decide)
+                    decided = int(conn.execute(select(func.count()).select_from(keys)).scalar_one())
+                last = 0
+                while last < decided:
+                    exemptions = self.current_exemptions()
+                    recheck = self_check if exemptions == self.exemptions else self.eligible(exemptions)
+                    with conn.begin():
+                        in_batch = and_(keys.c.position > last, keys.c.position <= last + self.batch_size)
+                        last += self.batch_size
+                        batch = conn.execute(select(keys.c.key).where(in_batch)).scalars().all()
+                        # Decided again, in this transaction, from the rows and holds as they are now.
+                        rows = conn.execute(select(*columns).where(self.pk.in_(batch), recheck).order_by(self.pk)).all()
+                        if not rows:
+                            continue
+                        batch_related = self.related_counts(conn, [row[0] for row in rows])
+                        entries = self.audit_entries(rows, batch_related)
+                        if not self.ctx.dry_run:
+                            self.change(conn, rows)
+                            AuditTrail.stage(conn, entries)
+                    if self.ctx.dry_run:
+                        self.ctx.audit.append_batch(entries)
+                    else:
+                        self.ctx.audit.drain(self.engine)
+                    totals = self.log_batch(result, rows, batch_related)
+                    related.update(totals)
+            finally:
+                with conn.begin():
+                    drop_temporary(conn, keys)
         result.related = dict(related)
         self.ctx.audit.append([self.summary_entry(result)])
         return result
+
+    def log_batch(self, result: RuleResult, rows, batch_related: dict[Any, Counter]) -> Counter:
+        result.batches += 1
+        totals: Counter = Counter()
+        for per_key in batch_related.values():
+            totals.update(per_key)
+        self.count_changed(result, len(rows))
+        log.info(
+            "%s batch %d: %s %d %s row(s)%s%s",
+            self.policy_rule.id,
+            result.batches,
+            self.verb,
+            len(rows),
+            self.rule.table,
+            "".join(f", {n} {t} row(s)" for t, n in sorted(totals.items())),
+            " (dry run: nothing changed)" if self.ctx.dry_run else "",
+        )
+        return totals
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -389,26 +539,28 @@ class SqlRule(RuleAction):
     def count_changed(self, result: RuleResult, n: int) -> None:
         """Add ``n`` changed rows to the result's count of this action."""
 
-    def audit_entries(self, rows, related: dict[Any, Counter]) -> list[AuditEntry]:
+    def audit_entries(self, rows, related: dict[Any, Counter]) -> AuditBatch:
+        """One entry per subject of the batch: its rows and their dependents, counted."""
         kind = self.spec.subject.kind if self.spec.subject else "record"
         action = ("would_" if self.ctx.dry_run else "") + self.audit_action
-        entries = []
+        per_subject: dict[str, list] = {}
         for row in rows:
             key_value = row[1] if self.spec.subject else row[0]
             if self.spec.subject and not key_value:
                 kind_used, key_value = "record", row[0]
             else:
                 kind_used = kind
-            extra = related.get(row[0], Counter())
-            entries.append(
-                self.audit_entry(
-                    action,
-                    subject_key(self.ctx.key, kind_used, key_value, source=self.source.source, table=self.rule.table),
-                    1 + sum(extra.values()),
-                    {"table": self.rule.table, "related": dict(sorted(extra.items()))},
-                )
-            )
-        return entries
+            subject = subject_key(self.ctx.key, kind_used, key_value, source=self.source.source, table=self.rule.table)
+            found = per_subject.setdefault(subject, [0, Counter()])
+            found[0] += 1
+            found[1].update(related.get(row[0], Counter()))
+        items = []
+        for subject, (records, extra) in per_subject.items():
+            details = {"table": self.rule.table, "related": dict(sorted(extra.items()))}
+            if records > 1:
+                details["rows"] = records
+            items.append((subject, records + sum(extra.values()), details))
+        return AuditBatch.of(self.audit_entry(action, "-", 0, {}), items)
 
 
 @register
@@ -460,14 +612,11 @@ class SqlDelete(SqlRule):
             conn.execute(select(target.c[spec.hash_column]).where(target.c[spec.hash_column].in_(hashes))).scalars()
         )
         new = [h for h in hashes if h not in present]
-        if new:
-            conn.execute(
-                insert(target),
-                [
-                    {spec.hash_column: h, spec.added_at_column: self.ctx.as_of, spec.reason_column: spec.reason}
-                    for h in new
-                ],
-            )
+        bulk_insert(
+            conn,
+            target,
+            [{spec.hash_column: h, spec.added_at_column: self.ctx.as_of, spec.reason_column: spec.reason} for h in new],
+        )
 
     def count_changed(self, result: RuleResult, n: int) -> None:
         result.deleted += n
