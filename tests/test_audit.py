@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 from lethe.audit import (
     GENESIS,
     HASHED_FIELDS,
+    AuditBatch,
     AuditEntry,
     AuditTrail,
     _BatchCanonical,
@@ -327,3 +328,21 @@ def test_a_batch_hashes_each_entry_exactly_as_a_single_entry_is_hashed():
         row = {**common, "details": details, "entry_id": entry_id, "prev_hash": prev}
         row |= {"record_count": count, "seq": seq, "subject_key": subject}
         assert canonical(details, entry_id, prev, count, seq, subject) == _canonical(row)
+
+
+def test_a_batch_chained_before_a_crash_cleared_the_outbox_is_not_chained_again(estate):
+    """Chained, but the outbox row survived (the crash came before it was cleared): the next drain
+    finds the batch's first entry in the chain and adds nothing; the outbox is emptied."""
+    empty_estate(estate)
+    trail = estate.context(datetime(2027, 3, 1)).audit
+    entry = AuditEntry("run", "dag", "task", "C1", "crm", "deleted", "-", 0, datetime(2027, 3, 1))
+    batch = AuditBatch.of(entry, [("a" * 64, 2, {"table": "contacts"}), ("b" * 64, 1, {"table": "contacts"})])
+    assert trail.append_batch(batch) == 2
+    AuditTrail.create_outbox(estate.engine("crm"))
+    with estate.engine("crm").begin() as conn:
+        AuditTrail.stage(conn, batch)
+    assert trail.drain(estate.engine("crm")) == 0
+    with estate.engine("crm").connect() as conn:
+        assert conn.execute(select(func.count()).select_from(outbox_table)).scalar_one() == 0
+    verified = trail.verify()
+    assert verified.ok and verified.entries == 2

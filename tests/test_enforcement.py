@@ -10,12 +10,15 @@ from sqlalchemy import func, select
 
 from lethe.audit import audit_table
 from lethe.config import load_inventory, load_policy
+from lethe.demo import schema
 from lethe.demo.seed import DemoSizes, seed_crm, seed_marketing
 from lethe.runner import run_rule
 from lethe.schema import SchemaMismatch
+from lethe.sources.sql.actions import SqlDelete
 
 from conftest import TEST_KEY
 from oracle import CRM_TABLES, MARKETING_TABLES, expected, snapshot
+from test_boundaries import add, company, contact, empty_estate, ids
 from test_config import inventory_copy
 
 SQL_RULES = ["N1", "W1", "W2", "C1", "K1"]
@@ -208,3 +211,30 @@ def test_rules_running_at_the_same_time_share_the_sources_and_the_chain(estate):
     assert snapshots(estate) == (crm_expected, marketing_expected)
     trail = estate.context(as_of).audit
     assert trail.verify().ok
+
+
+def test_a_hold_placed_while_the_rule_runs_keeps_its_subject(estate, monkeypatch):
+    """The eligible set is decided once, but each batch decides its keys again from the holds as
+    they are then: a hold placed between two batches keeps its person, the rest are deleted."""
+    empty_estate(estate)
+    add(estate, "crm", schema.companies, company(1))
+    emails = ["a.first@example.com", "b.second@example.com", "c.third@example.com"]
+    for pid, email in enumerate(emails, start=1):
+        add(estate, "crm", schema.contacts, contact(pid, 1, created=datetime(2020, 1, 1), email=email))
+    as_of = datetime(2026, 11, 26)
+    real = SqlDelete.current_exemptions
+    calls = {"n": 0}
+
+    def hold_placed_before_the_second_batch(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            hold = {"id": 1, "email": "C.Third@Example.com ", "reason": "court order", "placed_at": as_of}
+            add(estate, "crm", schema.legal_holds, {**hold, "released_at": None})
+        return real(self)
+
+    monkeypatch.setattr(SqlDelete, "current_exemptions", hold_placed_before_the_second_batch)
+    result = run_rule(estate.context(as_of, batch_size=1), "C1")
+    assert result["eligible"] == 3  # the scan, before the hold
+    assert result["deleted"] == 2 and result["batches"] == 2
+    assert result["remaining_after"] == 0  # the held person is exempt now, not overdue
+    assert ids(estate, "crm", schema.contacts) == {3}

@@ -205,7 +205,7 @@ def _keep_failure(reason: str) -> None:
 
 def _context_for(run: dict[str, Any]):
     from lethe.periods import to_utc_naive
-    from lethe.runner import Engines, make_context
+    from lethe.runner import Engines, batch_size_from_env, make_context
 
     context = get_current_context()
     ti = context["ti"]
@@ -218,7 +218,7 @@ def _context_for(run: dict[str, Any]):
         key=audit_key(),
         engines=Engines(resolve=connection_url),
         folder_for=connection_path,
-        batch_size=int(os.environ.get("LETHE_BATCH_SIZE", "1000")),
+        batch_size=batch_size_from_env(),
         policy=policy_and_inventory()[0],
         inventory=policy_and_inventory()[1],
         create_audit=False,

@@ -329,25 +329,46 @@ class AuditTrail:
                 ).all()
             if not staged:
                 return moved
-            for row in staged:
-                moved += self.append_batch(AuditBatch.from_payload(row.payload))
+            moved += self.append_batches([AuditBatch.from_payload(row.payload) for row in staged])
             done = [row.entry_id for row in staged]
             with source_engine.begin() as source:
                 source.execute(delete(outbox_table).where(outbox_table.c.entry_id.in_(done)))
 
     def append(self, entries: list[AuditEntry]) -> int:
         """Chain entries (grouped into batches of shared fields, each chained all or none)."""
-        return sum(self.append_batch(batch) for batch in AuditBatch.of_entries(entries))
+        return self.append_batches(AuditBatch.of_entries(entries))
 
     def append_batch(self, batch: AuditBatch) -> int:
-        """Chain a batch's entries in one transaction, all or none.
+        return self.append_batches([batch])
 
-        If the batch's first entry is in the chain already (an outbox batch chained before a crash
-        cleared it), so are the others, and nothing is added: one lookup by a unique key, whatever
-        the size of the batch or of the chain.
+    def append_batches(self, batches: list[AuditBatch]) -> int:
+        """Chain batches in one transaction, in order, each all or none.
+
+        A batch whose first entry is in the chain already (an outbox batch chained before a crash
+        cleared it) is chained already, whole, and is skipped: one lookup by a unique key,
+        whatever the size of the batch or of the chain.
         """
-        if not batch.items:
+        batches = [batch for batch in batches if batch.items]
+        if not batches:
             return 0
+        with self.engine.begin() as conn:
+            head = conn.execute(select(head_table).where(head_table.c.id == 1).with_for_update()).first()
+            if head is None:
+                conn.execute(insert(head_table), {"id": 1, "seq": 0, "entry_hash": GENESIS})
+                seq, prev = 0, GENESIS
+            else:
+                seq, prev = head.seq, head.entry_hash
+            rows: list[dict[str, Any]] = []
+            for batch in batches:
+                chained = select(audit_table.c.seq).where(audit_table.c.entry_id == batch.items[0][0])
+                if conn.execute(chained).first() is None:
+                    seq, prev = self._chain(batch, seq, prev, rows)
+            bulk_insert(conn, audit_table, rows)
+            conn.execute(head_table.update().where(head_table.c.id == 1).values(seq=seq, entry_hash=prev))
+            return len(rows)
+
+    def _chain(self, batch: AuditBatch, seq: int, prev: str, rows: list[dict[str, Any]]) -> tuple[int, str]:
+        """Seal a batch's entries after (seq, prev) into ``rows``; the new head."""
         common = batch.common
         canonical = _BatchCanonical(common)
         fixed = {
@@ -357,40 +378,27 @@ class AuditTrail:
             "dry_run": bool(common["dry_run"]),
         }
         key = self.key.encode()
-        with self.engine.begin() as conn:
-            head = conn.execute(select(head_table).where(head_table.c.id == 1).with_for_update()).first()
-            if head is None:
-                conn.execute(insert(head_table), {"id": 1, "seq": 0, "entry_hash": GENESIS})
-                seq, prev = 0, GENESIS
-            else:
-                seq, prev = head.seq, head.entry_hash
-            chained = select(audit_table.c.seq).where(audit_table.c.entry_id == batch.items[0][0])
-            if conn.execute(chained).first() is not None:
-                return 0
-            rows = []
-            for entry_id, subject, record_count, details in batch.items:
-                seq += 1
-                details_json = json.dumps(details, sort_keys=True)
-                record_count = int(record_count)
-                digest = hmac.new(
-                    key, canonical(details_json, entry_id, prev, record_count, seq, subject), hashlib.sha256
-                ).hexdigest()
-                rows.append(
-                    {
-                        **fixed,
-                        "seq": seq,
-                        "entry_id": entry_id,
-                        "subject_key": subject,
-                        "record_count": record_count,
-                        "details": details_json,
-                        "prev_hash": prev,
-                        "entry_hash": digest,
-                    }
-                )
-                prev = digest
-            bulk_insert(conn, audit_table, rows)
-            conn.execute(head_table.update().where(head_table.c.id == 1).values(seq=seq, entry_hash=prev))
-            return len(rows)
+        for entry_id, subject, record_count, details in batch.items:
+            seq += 1
+            details_json = json.dumps(details, sort_keys=True)
+            record_count = int(record_count)
+            digest = hmac.digest(
+                key, canonical(details_json, entry_id, prev, record_count, seq, subject), "sha256"
+            ).hex()
+            rows.append(
+                {
+                    **fixed,
+                    "seq": seq,
+                    "entry_id": entry_id,
+                    "subject_key": subject,
+                    "record_count": record_count,
+                    "details": details_json,
+                    "prev_hash": prev,
+                    "entry_hash": digest,
+                }
+            )
+            prev = digest
+        return seq, prev
 
     def entries(self, *conditions, batch_size: int = 5000) -> Iterator[dict[str, Any]]:
         """Stream entries in sequence order (keyset pages: memory stays flat)."""

@@ -122,7 +122,7 @@ def run_rules(
     rules: list[str] = typer.Argument(..., help="Rule ids of the policy (C1 K1 ...), run in this order."),
     as_of: str = typer.Option(None, help="The as-of instant (YYYY-MM-DD is 00:00 UTC; default: now, UTC)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count and record what would change; change nothing."),
-    batch_size: int = typer.Option(None, help="Rows per batch (default: LETHE_BATCH_SIZE, else 1000)."),
+    batch_size: int = typer.Option(None, help="Rows per batch (default: LETHE_BATCH_SIZE, else 5000)."),
     as_json: bool = typer.Option(False, "--json", help="Print each rule's summary as one JSON object per line."),
 ):
     """Run rules now through the same runner as the nightly DAGs (scan, enforce, summarise),
@@ -133,7 +133,7 @@ def run_rules(
     from lethe.db import connection_path, connection_url
     from lethe.errors import ConfigurationError
     from lethe.periods import to_utc_naive
-    from lethe.runner import Engines, make_context, run_rule
+    from lethe.runner import Engines, batch_size_from_env, make_context, run_rule
     from lethe.subjects import MissingAuditKey, audit_key
 
     try:
@@ -172,7 +172,7 @@ def run_rules(
                 engines=engines,
                 policy=policy,
                 inventory=inventory,
-                batch_size=batch_size or int(os.environ.get("LETHE_BATCH_SIZE", "1000")),
+                batch_size=batch_size or batch_size_from_env(),
                 folder_for=connection_path,
                 create_audit=index == 0,
             )

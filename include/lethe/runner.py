@@ -7,6 +7,7 @@ only (safe for XCom and logs: no personal data).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
@@ -16,7 +17,7 @@ from sqlalchemy.engine import URL, Engine
 from lethe.audit import AuditTrail
 from lethe.config import Inventory, Policy, load_inventory, load_policy
 from lethe.db import connection_path, connection_url, make_engine
-from lethe.sources.base import RuleResult, RunContext, action_for
+from lethe.sources.base import DEFAULT_BATCH_SIZE, RuleResult, RunContext, action_for
 
 log = logging.getLogger("lethe")
 
@@ -41,6 +42,11 @@ class Engines:
         self._engines.clear()
 
 
+def batch_size_from_env() -> int:
+    """``LETHE_BATCH_SIZE`` when set, else the default."""
+    return int(os.environ.get("LETHE_BATCH_SIZE") or DEFAULT_BATCH_SIZE)
+
+
 def make_context(
     *,
     run_id: str,
@@ -52,7 +58,7 @@ def make_context(
     engines: Engines,
     policy: Policy | None = None,
     inventory: Inventory | None = None,
-    batch_size: int = 1000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     folder_for: Callable[[str], str] = connection_path,
     create_audit: bool = True,
 ) -> RunContext:

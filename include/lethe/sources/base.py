@@ -22,6 +22,10 @@ from lethe.sources.registry import register_action as register
 
 log = logging.getLogger("lethe")
 
+# Rows per batch unless the rule or LETHE_BATCH_SIZE says otherwise: each batch is one transaction
+# with its audit entries, so larger batches mean fewer commits; memory holds only one batch's keys.
+DEFAULT_BATCH_SIZE = 5000
+
 
 @dataclass
 class RunContext:
@@ -37,7 +41,7 @@ class RunContext:
     audit: AuditTrail
     key: str
     engine_for: Callable[[str], Any]  # connection id -> SQLAlchemy engine
-    batch_size: int = 1000
+    batch_size: int = DEFAULT_BATCH_SIZE
     url_for: Callable[[str], Any] | None = None  # connection id -> SQLAlchemy URL (servers, folders)
     folder_for: Callable[[str], str] | None = None  # connection id -> folder of an ``fs`` connection
 

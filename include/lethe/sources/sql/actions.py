@@ -64,6 +64,9 @@ from lethe.subjects import email_key, subject_key
 log = logging.getLogger("lethe")
 
 TEMPORARY_SCHEMA = {"postgresql": "pg_temp", "sqlite": "temp"}
+# Committed batches wait in the outbox (safe: it is in the source, written with the change) and
+# are chained a few at a time, in one transaction of the audit store for each few.
+DRAIN_EVERY = 10
 
 
 class SqlRule(RuleAction):
@@ -484,13 +487,15 @@ class SqlRule(RuleAction):
                             AuditTrail.stage(conn, entries)
                     if self.ctx.dry_run:
                         self.ctx.audit.append_batch(entries)
-                    else:
-                        self.ctx.audit.drain(self.engine)
                     totals = self.log_batch(result, rows, batch_related)
                     related.update(totals)
+                    if not self.ctx.dry_run and result.batches % DRAIN_EVERY == 0:
+                        self.ctx.audit.drain(self.engine)
             finally:
                 with conn.begin():
                     drop_temporary(conn, keys)
+        if not self.ctx.dry_run:
+            self.ctx.audit.drain(self.engine)
         result.related = dict(related)
         self.ctx.audit.append([self.summary_entry(result)])
         return result
