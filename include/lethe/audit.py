@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from sqlalchemy import (
     Boolean,
@@ -318,21 +318,36 @@ class AuditTrail:
         return len(batch)
 
     def drain(self, source_engine: Engine, batch_size: int = 20) -> int:
-        """Move every staged batch of a source into the chain, exactly once."""
+        """Move every staged batch of a source into the chain, exactly once.
+
+        Up to ``batch_size`` outbox rows are chained in one transaction of the audit store, read
+        and sealed one at a time (memory holds one batch), then cleared from the outbox.
+        """
         moved = 0
         while True:
             with source_engine.connect() as source:
-                staged = source.execute(
-                    select(outbox_table.c.entry_id, outbox_table.c.payload)
-                    .order_by(outbox_table.c.entry_id)
-                    .limit(batch_size)
-                ).all()
+                staged = (
+                    source.execute(select(outbox_table.c.entry_id).order_by(outbox_table.c.entry_id).limit(batch_size))
+                    .scalars()
+                    .all()
+                )
             if not staged:
                 return moved
-            moved += self.append_batches([AuditBatch.from_payload(row.payload) for row in staged])
-            done = [row.entry_id for row in staged]
+
+            def batches(ids: list[str]) -> Iterator[AuditBatch]:
+                for entry_id in ids:
+                    with source_engine.connect() as source:
+                        payload = source.execute(
+                            select(outbox_table.c.payload).where(outbox_table.c.entry_id == entry_id)
+                        ).scalar()
+                    # Gone: another task's drain chained and cleared it meanwhile (rules share an
+                    # outbox). Chaining is idempotent anyway: a batch chained once is skipped.
+                    if payload is not None:
+                        yield AuditBatch.from_payload(payload)
+
+            moved += self.append_batches(batches(staged))
             with source_engine.begin() as source:
-                source.execute(delete(outbox_table).where(outbox_table.c.entry_id.in_(done)))
+                source.execute(delete(outbox_table).where(outbox_table.c.entry_id.in_(staged)))
 
     def append(self, entries: list[AuditEntry]) -> int:
         """Chain entries (grouped into batches of shared fields, each chained all or none)."""
@@ -341,16 +356,14 @@ class AuditTrail:
     def append_batch(self, batch: AuditBatch) -> int:
         return self.append_batches([batch])
 
-    def append_batches(self, batches: list[AuditBatch]) -> int:
+    def append_batches(self, batches: Iterable[AuditBatch]) -> int:
         """Chain batches in one transaction, in order, each all or none.
 
         A batch whose first entry is in the chain already (an outbox batch chained before a crash
         cleared it) is chained already, whole, and is skipped: one lookup by a unique key,
         whatever the size of the batch or of the chain.
         """
-        batches = [batch for batch in batches if batch.items]
-        if not batches:
-            return 0
+        added = 0
         with self.engine.begin() as conn:
             head = conn.execute(select(head_table).where(head_table.c.id == 1).with_for_update()).first()
             if head is None:
@@ -358,14 +371,19 @@ class AuditTrail:
                 seq, prev = 0, GENESIS
             else:
                 seq, prev = head.seq, head.entry_hash
-            rows: list[dict[str, Any]] = []
             for batch in batches:
+                if not batch.items:
+                    continue
                 chained = select(audit_table.c.seq).where(audit_table.c.entry_id == batch.items[0][0])
-                if conn.execute(chained).first() is None:
-                    seq, prev = self._chain(batch, seq, prev, rows)
-            bulk_insert(conn, audit_table, rows)
-            conn.execute(head_table.update().where(head_table.c.id == 1).values(seq=seq, entry_hash=prev))
-            return len(rows)
+                if conn.execute(chained).first() is not None:
+                    continue
+                rows: list[dict[str, Any]] = []
+                seq, prev = self._chain(batch, seq, prev, rows)
+                bulk_insert(conn, audit_table, rows)
+                added += len(rows)
+            if added:
+                conn.execute(head_table.update().where(head_table.c.id == 1).values(seq=seq, entry_hash=prev))
+            return added
 
     def _chain(self, batch: AuditBatch, seq: int, prev: str, rows: list[dict[str, Any]]) -> tuple[int, str]:
         """Seal a batch's entries after (seq, prev) into ``rows``; the new head."""

@@ -67,6 +67,8 @@ TEMPORARY_SCHEMA = {"postgresql": "pg_temp", "sqlite": "temp"}
 # Committed batches wait in the outbox (safe: it is in the source, written with the change) and
 # are chained a few at a time, in one transaction of the audit store for each few.
 DRAIN_EVERY = 10
+# The decision's kinds of due keys.
+ELIGIBLE, KEPT_BY_HOLD, KEPT_BY_RESTRICTION = 0, 1, 2
 
 
 class SqlRule(RuleAction):
@@ -397,33 +399,13 @@ class SqlRule(RuleAction):
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(self.eligible_rows(self.pk).subquery())).scalar())
 
-    def record_exemptions(self) -> int:
-        """Who a hold or restriction keeps past the deadline: one entry per person, rule and hold."""
-        if not self.uses_holds or not self.exemptions.any:
-            return 0
-        source, trigger, covered, _company = self.whole_table()
-        due = and_(covered, due_by(trigger, self.policy_rule.period, self.ctx.as_of))
-        held = self.exemptions.held
-        kept = []
-        with self.engine.connect() as conn:
-            for kind, addresses in (("legal_hold", held), ("restriction", self.exemptions.restricted - held)):
-                if addresses:
-                    query = select(self.subject_column()).select_from(source).where(due, self.exempt(addresses))
-                    kept += [(kind, address, {"table": self.rule.table}) for address in conn.execute(query).scalars()]
-        new = record_kept(self.ctx.audit, self.policy_rule.id, self.ctx.key, self.exemptions, self.audit_entry, kept)
-        if new:
-            log.info(
-                "%s: %d person(s) newly kept past the deadline by a hold or restriction: recorded in the audit trail",
-                self.policy_rule.id,
-                new,
-            )
-        return new
-
     def keys_table(self) -> Table:
-        """The session's temporary table of this run's eligible keys, in subject order."""
+        """The session's temporary table of this run's decision: each due key that is eligible
+        (kind 0) or kept by a legal hold (1) or a restriction (2), numbered in subject order."""
         return Table(
-            "lethe_eligible_keys",
+            "lethe_decided_keys",
             MetaData(),
+            Column("kind", Integer, primary_key=True, autoincrement=False),
             Column("position", Integer, primary_key=True, autoincrement=False),
             Column("key", self.pk.type),
             prefixes=["TEMPORARY"],
@@ -432,11 +414,41 @@ class SqlRule(RuleAction):
         )
 
     def decision(self, keys: Table):
-        """Every eligible key, numbered in subject order, into ``keys``: the run's one decision."""
+        """The run's one decision, over the whole table at once, into ``keys``."""
+        source, trigger, covered, _company = self.whole_table()
+        held, restricted = self.exemptions.held, self.exemptions.restricted - self.exemptions.held
+        kind = case((self.exempt(held), KEPT_BY_HOLD), (self.exempt(restricted), KEPT_BY_RESTRICTION), else_=ELIGIBLE)
         subject = self.subject_column()
         order = [subject, self.pk] if subject is not None else [self.pk]
-        position = func.row_number().over(order_by=order)
-        return insert(keys).from_select(["position", "key"], self.eligible_rows(position, self.pk))
+        position = func.row_number().over(partition_by=kind, order_by=order)
+        decided = (
+            select(kind, position, self.pk)
+            .select_from(source)
+            .where(
+                covered,
+                due_by(trigger, self.policy_rule.period, self.ctx.as_of),
+                or_(self.exempt(self.exemptions.any), ~self.waiting()),
+            )
+        )
+        return insert(keys).from_select(["kind", "position", "key"], decided)
+
+    def record_exemptions(self, conn, keys: Table) -> int:
+        """Who a hold or restriction keeps past the deadline (from the decision): one entry per
+        person, rule and hold, the first time they are kept."""
+        kept = []
+        with conn.begin():  # read, and closed, before the audit store is written
+            for kind, code in (("legal_hold", KEPT_BY_HOLD), ("restriction", KEPT_BY_RESTRICTION)):
+                query = select(self.subject_column()).join_from(self.table, keys, keys.c.key == self.pk)
+                for address in conn.execute(query.where(keys.c.kind == code)).scalars():
+                    kept.append((kind, address, {"table": self.rule.table}))
+        new = record_kept(self.ctx.audit, self.policy_rule.id, self.ctx.key, self.exemptions, self.audit_entry, kept)
+        if new:
+            log.info(
+                "%s: %d person(s) newly kept past the deadline by a hold or restriction: recorded in the audit trail",
+                self.policy_rule.id,
+                new,
+            )
+        return new
 
     def current_exemptions(self) -> Exemptions:
         """The holds and restrictions as they are now (read again for each batch)."""
@@ -451,7 +463,6 @@ class SqlRule(RuleAction):
     def enforce(self, scanned: RuleResult | None = None) -> RuleResult:
         result = scanned or self.scan()
         if not self.ctx.dry_run:
-            result.extra["kept_recorded"] = self.record_exemptions()
             AuditTrail.create_outbox(self.engine)
             self.ctx.audit.drain(self.engine)  # entries a crashed run left behind
         columns = [self.pk] + ([self.subject_column()] if self.spec.subject else [])
@@ -467,13 +478,18 @@ class SqlRule(RuleAction):
             try:
                 with conn.begin():
                     conn.execute(decide)
-                    decided = int(conn.execute(select(func.count()).select_from(keys)).scalar_one())
+                    eligible = select(func.count()).select_from(keys).where(keys.c.kind == ELIGIBLE)
+                    decided = int(conn.execute(eligible).scalar_one())
+                if not self.ctx.dry_run:
+                    result.extra["kept_recorded"] = self.record_exemptions(conn, keys) if self.uses_holds else 0
                 last = 0
                 while last < decided:
                     exemptions = self.current_exemptions()
                     recheck = self_check if exemptions == self.exemptions else self.eligible(exemptions)
                     with conn.begin():
-                        in_batch = and_(keys.c.position > last, keys.c.position <= last + self.batch_size)
+                        in_batch = and_(
+                            keys.c.kind == ELIGIBLE, keys.c.position > last, keys.c.position <= last + self.batch_size
+                        )
                         last += self.batch_size
                         batch = conn.execute(select(keys.c.key).where(in_batch)).scalars().all()
                         # Decided again, in this transaction, from the rows and holds as they are now.
