@@ -26,8 +26,9 @@ from typing import Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
-README = BENCH_DIR / "README.md"
+# The tests point this elsewhere (a smoke run must not overwrite the measured results).
+RESULTS_DIR = Path(os.environ.get("LETHE_BENCH_RESULTS") or BENCH_DIR / "results")
+README = Path(os.environ.get("LETHE_BENCH_README") or BENCH_DIR / "README.md")
 TABLE_START = "<!-- results:start -->"
 TABLE_END = "<!-- results:end -->"
 
@@ -73,7 +74,9 @@ def run_child(
             code, seconds, max_rss = result.read_text().split()
             if int(code) != 0:
                 err.seek(0)
-                raise ChildFailed(f"{' '.join(cmd[:3])}... exited {code}: {err.read().decode(errors='replace')[-3000:]}")
+                raise ChildFailed(
+                    f"{' '.join(cmd[:3])}... exited {code}: {err.read().decode(errors='replace')[-3000:]}"
+                )
     return Measurement(float(seconds), int(max_rss) / 1024)  # ru_maxrss is KiB on Linux
 
 
@@ -84,7 +87,9 @@ def timed(fn: Callable[[], object]) -> Measurement:
     return Measurement(time.perf_counter() - start)
 
 
-def median_of(runs: int, measure: Callable[[], Measurement], reset: Callable[[], None] | None = None) -> list[Measurement]:
+def median_of(
+    runs: int, measure: Callable[[], Measurement], reset: Callable[[], None] | None = None
+) -> list[Measurement]:
     """``runs`` measurements, each after ``reset`` (which is not timed)."""
     found = []
     for _ in range(runs):
@@ -213,8 +218,8 @@ def format_table(rows: list[dict], markdown: bool = False) -> str:
         out += ["| " + " | ".join(cells) + " |" for cells in lines]
         return "\n".join(out)
     widths = [max([len(h)] + [len(c[i]) for c in lines]) for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in lines]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in lines]
     return "\n".join(out)
 
 

@@ -53,7 +53,16 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from lethe.audit import AuditBatch, AuditTrail
-from lethe.db import TEXT_TIMESTAMP, bulk_insert, drop_temporary, due_by, greatest_sql, normalised_email, timestamp_sql
+from lethe.db import (
+    TEXT_TIMESTAMP,
+    bulk_insert,
+    drop_temporary,
+    due_by,
+    greatest_sql,
+    keys_in,
+    normalised_email,
+    timestamp_sql,
+)
 from lethe.errors import BadData
 from lethe.exemptions import Exemptions, check_exemptions, load_exemptions, record_kept
 from lethe.periods import Period
@@ -493,7 +502,9 @@ class SqlRule(RuleAction):
                         last += self.batch_size
                         batch = conn.execute(select(keys.c.key).where(in_batch)).scalars().all()
                         # Decided again, in this transaction, from the rows and holds as they are now.
-                        rows = conn.execute(select(*columns).where(self.pk.in_(batch), recheck).order_by(self.pk)).all()
+                        rows = conn.execute(
+                            select(*columns).where(keys_in(self.pk, batch), recheck).order_by(self.pk)
+                        ).all()
                         if not rows:
                             continue
                         batch_related = self.related_counts(conn, [row[0] for row in rows])
@@ -548,7 +559,7 @@ class SqlRule(RuleAction):
         related: dict[Any, Counter] = {key: Counter() for key in keys}
         for dep in self.related_tables():
             fk = self.t(dep.table).c[dep.foreign_key]
-            for parent, n in conn.execute(select(fk, func.count()).where(fk.in_(keys)).group_by(fk)):
+            for parent, n in conn.execute(select(fk, func.count()).where(keys_in(fk, keys)).group_by(fk)):
                 related[parent][dep.table] += n
         return related
 
@@ -609,7 +620,7 @@ class SqlDelete(SqlRule):
         self._delete_dependents(conn, self.rule.table, keys)
         if self.rule.suppress:
             self._suppress(conn, [row[1] for row in rows if row[1]])
-        conn.execute(delete(self.table).where(self.pk.in_(keys)))
+        conn.execute(delete(self.table).where(keys_in(self.pk, keys)))
 
     def _delete_dependents(self, conn, table_name: str, keys: list) -> None:
         """Children before parents, depth first, so no foreign key is left dangling."""
@@ -618,10 +629,12 @@ class SqlDelete(SqlRule):
             child_spec = self.source.tables[dep.table]
             if child_spec.dependents:
                 child_pk = child.c[child_spec.primary_key]
-                child_keys = list(conn.execute(select(child_pk).where(child.c[dep.foreign_key].in_(keys))).scalars())
+                child_keys = list(
+                    conn.execute(select(child_pk).where(keys_in(child.c[dep.foreign_key], keys))).scalars()
+                )
                 if child_keys:
                     self._delete_dependents(conn, dep.table, child_keys)
-            conn.execute(delete(child).where(child.c[dep.foreign_key].in_(keys)))
+            conn.execute(delete(child).where(keys_in(child.c[dep.foreign_key], keys)))
 
     def _suppress(self, conn, addresses: list[str]) -> None:
         spec = self.rule.suppress
@@ -630,7 +643,9 @@ class SqlDelete(SqlRule):
         if not hashes:
             return
         present = set(
-            conn.execute(select(target.c[spec.hash_column]).where(target.c[spec.hash_column].in_(hashes))).scalars()
+            conn.execute(
+                select(target.c[spec.hash_column]).where(keys_in(target.c[spec.hash_column], hashes))
+            ).scalars()
         )
         new = [h for h in hashes if h not in present]
         bulk_insert(
@@ -678,8 +693,10 @@ class SqlAnonymise(SqlRule):
         keys = [row[0] for row in rows]
         for dep in self.related_tables():
             child = self.t(dep.table)
-            conn.execute(update(child).where(child.c[dep.foreign_key].in_(keys)).values(**self._targets(dep.table)))
-        conn.execute(update(self.table).where(self.pk.in_(keys)).values(**self._targets(self.rule.table)))
+            conn.execute(
+                update(child).where(keys_in(child.c[dep.foreign_key], keys)).values(**self._targets(dep.table))
+            )
+        conn.execute(update(self.table).where(keys_in(self.pk, keys)).values(**self._targets(self.rule.table)))
 
     def count_changed(self, result: RuleResult, n: int) -> None:
         result.anonymised += n
