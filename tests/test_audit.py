@@ -336,7 +336,8 @@ def test_a_batch_chained_before_a_crash_cleared_the_outbox_is_not_chained_again(
     empty_estate(estate)
     trail = estate.context(datetime(2027, 3, 1)).audit
     entry = AuditEntry("run", "dag", "task", "C1", "crm", "deleted", "-", 0, datetime(2027, 3, 1))
-    batch = AuditBatch.of(entry, [("a" * 64, 2, {"table": "contacts"}), ("b" * 64, 1, {"table": "contacts"})])
+    details = json.dumps({"table": "contacts"}, sort_keys=True)
+    batch = AuditBatch.of(entry, [("a" * 64, 2, details), ("b" * 64, 1, details)])
     assert trail.append_batch(batch) == 2
     AuditTrail.create_outbox(estate.engine("crm"))
     with estate.engine("crm").begin() as conn:

@@ -169,13 +169,14 @@ COMMON_FIELDS = ("run_id", "dag_id", "task_id", "rule_id", "source", "action", "
 @dataclass
 class AuditBatch:
     """Entries of one rule, run and action, as a batch writes them: the shared fields once, then
-    per subject (entry id, subject key, record count, details). Staged as one outbox row."""
+    per subject (entry id, subject key, record count, details as canonical JSON text: keys
+    sorted, as the chain stores them). Staged as one outbox row."""
 
     common: dict[str, Any]
-    items: list[tuple[str, str, int, dict[str, Any]]]
+    items: list[tuple[str, str, int, str]]
 
     @classmethod
-    def of(cls, entry: AuditEntry, items: list[tuple[str, int, dict[str, Any]]]) -> "AuditBatch":
+    def of(cls, entry: AuditEntry, items: list[tuple[str, int, str]]) -> "AuditBatch":
         """A batch with ``entry``'s shared fields and ids that are unique without a uuid each:
         one random prefix per batch and the item's position."""
         prefix = uuid.uuid4().hex[:24]
@@ -208,7 +209,7 @@ class AuditBatch:
         batches: list[AuditBatch] = []
         for entry in entries:
             common = {name: getattr(entry, name) for name in COMMON_FIELDS}
-            item = (entry.entry_id, entry.subject_key, entry.record_count, entry.details)
+            item = (entry.entry_id, entry.subject_key, entry.record_count, json.dumps(entry.details, sort_keys=True))
             if batches and batches[-1].common == common:
                 batches[-1].items.append(item)
             else:
@@ -396,9 +397,8 @@ class AuditTrail:
             "dry_run": bool(common["dry_run"]),
         }
         key = self.key.encode()
-        for entry_id, subject, record_count, details in batch.items:
+        for entry_id, subject, record_count, details_json in batch.items:
             seq += 1
-            details_json = json.dumps(details, sort_keys=True)
             record_count = int(record_count)
             digest = hmac.digest(
                 key, canonical(details_json, entry_id, prev, record_count, seq, subject), "sha256"

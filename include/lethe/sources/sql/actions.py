@@ -23,6 +23,7 @@ audit entry per subject in the outbox; the entries are chained right after the c
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import abstractmethod
 from collections import Counter
@@ -527,7 +528,7 @@ class SqlRule(RuleAction):
         self.ctx.audit.append([self.summary_entry(result)])
         return result
 
-    def log_batch(self, result: RuleResult, rows, batch_related: dict[Any, Counter]) -> Counter:
+    def log_batch(self, result: RuleResult, rows, batch_related: dict[Any, dict[str, int]]) -> Counter:
         result.batches += 1
         totals: Counter = Counter()
         for per_key in batch_related.values():
@@ -554,13 +555,14 @@ class SqlRule(RuleAction):
         """The dependents this action touches along with each row."""
         return list(self.spec.dependents)
 
-    def related_counts(self, conn, keys: list) -> dict[Any, Counter]:
-        """Per primary key, how many rows of each dependent table go with it (for the audit)."""
-        related: dict[Any, Counter] = {key: Counter() for key in keys}
+    def related_counts(self, conn, keys: list) -> dict[Any, dict[str, int]]:
+        """Per primary key that has any, how many rows of each dependent table go with it."""
+        related: dict[Any, dict[str, int]] = {}
         for dep in self.related_tables():
             fk = self.t(dep.table).c[dep.foreign_key]
             for parent, n in conn.execute(select(fk, func.count()).where(keys_in(fk, keys)).group_by(fk)):
-                related[parent][dep.table] += n
+                per_key = related.setdefault(parent, {})
+                per_key[dep.table] = per_key.get(dep.table, 0) + n
         return related
 
     @abstractmethod
@@ -571,26 +573,35 @@ class SqlRule(RuleAction):
     def count_changed(self, result: RuleResult, n: int) -> None:
         """Add ``n`` changed rows to the result's count of this action."""
 
-    def audit_entries(self, rows, related: dict[Any, Counter]) -> AuditBatch:
+    def audit_entries(self, rows, related: dict[Any, dict[str, int]]) -> AuditBatch:
         """One entry per subject of the batch: its rows and their dependents, counted."""
         kind = self.spec.subject.kind if self.spec.subject else "record"
         action = ("would_" if self.ctx.dry_run else "") + self.audit_action
+        source, table, key = self.source.source, self.rule.table, self.ctx.key
         per_subject: dict[str, list] = {}
         for row in rows:
             key_value = row[1] if self.spec.subject else row[0]
             if self.spec.subject and not key_value:
-                kind_used, key_value = "record", row[0]
+                subject = subject_key(key, "record", row[0], source=source, table=table)
             else:
-                kind_used = kind
-            subject = subject_key(self.ctx.key, kind_used, key_value, source=self.source.source, table=self.rule.table)
-            found = per_subject.setdefault(subject, [0, Counter()])
+                subject = subject_key(key, kind, key_value, source=source, table=table)
+            found = per_subject.get(subject)
+            if found is None:
+                found = per_subject[subject] = [0, {}]
             found[0] += 1
-            found[1].update(related.get(row[0], Counter()))
+            for dependent, n in related.get(row[0], {}).items():
+                found[1][dependent] = found[1].get(dependent, 0) + n
+        # Details repeat (the same table and a few counts): each distinct one is written once.
+        written: dict[tuple, str] = {}
         items = []
         for subject, (records, extra) in per_subject.items():
-            details = {"table": self.rule.table, "related": dict(sorted(extra.items()))}
-            if records > 1:
-                details["rows"] = records
+            shape = (records, *sorted(extra.items()))
+            details = written.get(shape)
+            if details is None:
+                found = {"table": table, "related": dict(sorted(extra.items()))}
+                if records > 1:
+                    found["rows"] = records
+                details = written[shape] = json.dumps(found, sort_keys=True)
             items.append((subject, records + sum(extra.values()), details))
         return AuditBatch.of(self.audit_entry(action, "-", 0, {}), items)
 
