@@ -347,3 +347,24 @@ def test_a_batch_chained_before_a_crash_cleared_the_outbox_is_not_chained_again(
         assert conn.execute(select(func.count()).select_from(outbox_table)).scalar_one() == 0
     verified = trail.verify()
     assert verified.ok and verified.entries == 2
+
+
+def test_a_large_batch_fits_the_outbox_on_every_back_end(estate):
+    """5000 entries with long details (about 1.5 MB) staged in one transaction and chained whole:
+    MariaDB's TEXT holds 64 KiB, so the outbox keeps a batch in rows of bounded size."""
+    empty_estate(estate)
+    trail = estate.context(datetime(2027, 3, 1)).audit
+    entry = AuditEntry("run", "dag", "task", "C1", "crm", "deleted", "-", 0, datetime(2027, 3, 1))
+    details = json.dumps({"table": "contacts", "related": {f"dependent_{i}": i for i in range(8)}}, sort_keys=True)
+    batch = AuditBatch.of(entry, [(f"{i:064x}", 1 + i % 7, details) for i in range(5000)])
+    AuditTrail.create_outbox(estate.engine("crm"))
+    with estate.engine("crm").begin() as conn:
+        assert AuditTrail.stage(conn, batch) == 5000
+    assert trail.drain(estate.engine("crm")) == 5000
+    verified = trail.verify()
+    assert verified.ok and verified.entries == 5000
+    with estate.engine("lethe_audit").connect() as conn:
+        assert (
+            conn.execute(select(audit_table.c.subject_key).where(audit_table.c.seq == 4321)).scalar_one()
+            == f"{4320:064x}"
+        )

@@ -46,6 +46,8 @@ from lethe.db import bulk_insert, schema_change
 
 GENESIS = "0" * 64
 OUTBOX_TABLE = "lethe_audit_outbox"
+# Entries per outbox row: a payload of about 100 entries is some 30 KiB, under MariaDB's TEXT limit.
+OUTBOX_ROW_ENTRIES = 100
 
 audit_metadata = MetaData()
 audit_table = Table(
@@ -186,6 +188,10 @@ class AuditBatch:
     def __len__(self) -> int:
         return len(self.items)
 
+    def parts(self, size: int) -> list["AuditBatch"]:
+        """The batch cut into batches of at most ``size`` entries, in order."""
+        return [AuditBatch(self.common, self.items[i : i + size]) for i in range(0, len(self.items), size)]
+
     def to_payload(self) -> str:
         common = dict(self.common, as_of=self.common["as_of"].isoformat())
         common["recorded_at"] = self.common["recorded_at"].isoformat()
@@ -313,12 +319,16 @@ class AuditTrail:
     @staticmethod
     def stage(conn: Connection, batch: AuditBatch) -> int:
         """Write a batch's entries to the outbox in the caller's transaction (the one making the
-        change): one row, named by the first entry's id, chained later all at once."""
-        if batch.items:
-            conn.execute(insert(outbox_table), [{"entry_id": batch.items[0][0], "payload": batch.to_payload()}])
+        change): one row per :data:`OUTBOX_ROW_ENTRIES` entries, named by its first entry's id,
+        each chained later all at once. (Rows stay small: MariaDB's TEXT holds 64 KiB.)"""
+        rows = [
+            {"entry_id": part.items[0][0], "payload": part.to_payload()} for part in batch.parts(OUTBOX_ROW_ENTRIES)
+        ]
+        if rows:
+            conn.execute(insert(outbox_table), rows)
         return len(batch)
 
-    def drain(self, source_engine: Engine, batch_size: int = 20) -> int:
+    def drain(self, source_engine: Engine, batch_size: int = 100) -> int:
         """Move every staged batch of a source into the chain, exactly once.
 
         Up to ``batch_size`` outbox rows are chained in one transaction of the audit store, read
