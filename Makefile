@@ -26,11 +26,12 @@ export AIRFLOW_CONN_WEBLOGS ?= {"conn_type": "fs", "extra": {"path": "$(ESTATE)/
 export LETHE_REPORTS_DIR ?= $(ROOT)/reports
 export LETHE_DEMO_KEY_FILE := $(ESTATE)/demo-audit-key
 
-.PHONY: help install seed arm run demo lint test browser airflow airflow-stop clean
+.PHONY: help install seed arm run demo lint test bench browser airflow airflow-stop clean
 help:
 	@echo "make demo   - install, seed the demo estate and run every nightly DAG once (AS_OF=YYYY-MM-DD)"
 	@echo "make test   - run the test suite (SQLite, PostgreSQL, MariaDB)"
 	@echo "make lint   - ruff: lint, import order, complexity (configured in pyproject.toml)"
+	@echo "make bench  - every benchmark case against its baseline (not part of make test) [BENCH_ARGS=...]"
 	@echo "make seed   - (re)write the demo estate [AS_OF=...]"
 	@echo "make run    - run every nightly retention DAG once [AS_OF=...] [DRY_RUN=1]"
 	@echo "make airflow - start airflow standalone on the embedded default (Ctrl-C or make airflow-stop ends it)"
@@ -77,6 +78,11 @@ lint: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Benchmarks against their baselines on this machine's PostgreSQL and MariaDB (benchmarks/README.md).
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # Headless Chromium from Debian for tests/test_report_browser.py (installed once; needs root).
 browser:

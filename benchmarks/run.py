@@ -24,14 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(CASES), help=f"cases to run, comma-separated ({', '.join(CASES)})")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the table in benchmarks/README.md")
-    modules = {name: importlib.import_module(path) for name, path in CASES.items()}
-    for module in modules.values():
-        module.add_arguments(parser.add_argument_group(module.NAME))
-    args = parser.parse_args(argv)
-    selected = [name.strip() for name in args.only.split(",") if name.strip()]
+    chosen, _rest = parser.parse_known_args(argv)
+    selected = [name.strip() for name in chosen.only.split(",") if name.strip()]
     unknown = sorted(set(selected) - set(CASES))
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
+    # Every case's options are listed (--help), but only the chosen cases need to import.
+    modules = {name: importlib.import_module(CASES[name]) for name in selected}
+    for module in modules.values():
+        module.add_arguments(parser.add_argument_group(module.NAME))
+    args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     rows = []
