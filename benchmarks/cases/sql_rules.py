@@ -27,6 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks import harness
 from benchmarks.cases import sql_baselines, sql_estate
 from benchmarks.harness import CaseResult, Measurement, median_of, run_child, write_results
 
@@ -49,6 +50,12 @@ def add_arguments(group) -> None:
         help="contacts of the second estate for the peak-memory check on PostgreSQL (0: skip)",
     )
     group.add_argument("--sql-keep", action="store_true", help="keep the bench databases afterwards")
+    group.add_argument(
+        "--sql-profile",
+        choices=("missed", "never"),
+        default="missed",
+        help="profile Lethe (pyinstrument) once more on each back end's row furthest past its target",
+    )
 
 
 def size_text(contacts: int) -> str:
@@ -122,6 +129,18 @@ def measure_rule(estate: sql_estate.Estate, rule: str, runs: int, workdir: Path)
     )
 
 
+def profile(estate: sql_estate.Estate, rule: str, workdir: Path) -> Path:
+    """Lethe on ``rule`` once more, under pyinstrument; the text report goes next to the results."""
+    harness.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    report = harness.RESULTS_DIR / f"sql-{rule}-{estate.backend}.profile.txt"
+    sql_estate.reset(estate, rule)
+    lethe = [str(Path(sys.executable).parent / "lethe"), "run", rule, "--as-of", sql_estate.AS_OF[:10]]
+    command = [sys.executable, "-m", "pyinstrument", "--renderer", "text", "--outfile", str(report), *lethe]
+    run_child(command, env=lethe_env(estate.backend, workdir / "trials"), stdout=workdir / f"{rule}-profile.out")
+    print(f"   profile of Lethe {rule} on {estate.backend}: {report}", flush=True)
+    return report
+
+
 def memory_row(rule: str, small: CaseResult, large: Measurement, contacts: int) -> CaseResult:
     """Peak RSS at the larger estate over the smaller: the ratio is of memory, not time."""
     small_peak = max(m.peak_rss_mib for m in small.lethe)
@@ -148,9 +167,14 @@ def run(args) -> list[CaseResult]:
             estate = sql_estate.Estate(backend, args.sql_contacts)
             print(f"   building the {backend} estate ({size_text(estate.contacts)})", flush=True)
             sql_estate.build(estate, rules)
+            measured = []
             for rule in rules:
-                rows.append(measure_rule(estate, rule, args.repeat, workdir))
-                print(f"   {rows[-1].case}: {rows[-1].ratio:.2f}x", flush=True)
+                measured.append(measure_rule(estate, rule, args.repeat, workdir))
+                print(f"   {measured[-1].case}: {measured[-1].ratio:.2f}x", flush=True)
+            worst = max(measured, key=lambda row: row.ratio / row.target)
+            if args.sql_profile == "missed" and not worst.met:
+                worst.notes += f"; profile: {profile(estate, worst.case.split()[1], workdir).name}"
+            rows += measured
         if args.sql_memory_contacts and "postgresql" in backends:
             estate = sql_estate.Estate("postgresql", args.sql_memory_contacts)
             print(f"   building the postgresql estate ({size_text(estate.contacts)}) for the memory check", flush=True)
