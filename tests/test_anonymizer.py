@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import inspect
 import io
 import ipaddress
 import logging
@@ -671,6 +672,374 @@ def test_random_regex_stream_matches_anonip() -> None:
     expected = oracle_stream(text, ipv4_mask=8, ipv6_mask=80, regex=regex).encode()
     out, _ = stream(text.encode(), IpMasker(regex=[regex]), chunk_size=1000)
     assert out == expected
+
+
+# -- "\n"-only streams: the byte path and its batches ----------------------------------------------
+#
+# With the address in column 1 and "\n" line ends, blocks are handled as bytes, and first columns
+# not seen before are truncated in batches by one pattern per IP version when the masks are on an
+# octet or hextet boundary. These streams have no "\r" at all, so every block takes that path.
+
+NEWLINE_FILLER = ["-", "[17/May/2015:10:05:03 +0000]", '"GET /ö HTTP/1.1"', "200", "5123", '"Mozilla/5.0 (X11)"']
+
+NEWLINE_ODD_FIELDS = [
+    b"",
+    b"-",
+    b"localhost",
+    b"unknown",
+    b"example.com:80",
+    b"http://192.0.2.133/",
+    b"1.2.3.256",
+    b"1.2.3",
+    b"1.2.3.4.5",
+    b"1.2.3.4:",
+    b"1.2.3.4:80:90",
+    b"1.2.3.4/255.255.255.255",
+    b"1.2.3.4/0.0.0.0",
+    b"2001:db8::1/128",
+    b"fe80::1%eth0",
+    b"[fe80::1%25eth0]:80",
+    b"1:2:3:4:5:6:7:8:9",
+    b"1:2:3:4:5:6:7:8::",
+    b"1:2:3::4::5",
+    b":::",
+    b"::",
+    b"::1",
+    b"[::1]:80",
+    b"2001:db8:1:2:3:4:5:6]",
+    b"\xff",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b"192.0.2.133\xff",
+    b"\xef\xbc\x91.2.3.4",  # a full-width digit
+    b"\xc3\xa9192.0.2.133",
+    b"192.0.2.133\xc2\xa0",  # U+00A0 and U+0085 are white space to str.rstrip
+    b"192.0.2.133\xc2\x85",
+    b"192.0.2.133\x0b",
+    b"192.0.2.133\t",
+    b"\t192.0.2.133",
+]
+
+
+def _newline_v4(rng: random.Random) -> str:
+    octets = [rng.randrange(256) for _ in range(4)]
+    if rng.random() < 0.1:
+        octets[rng.randrange(4)] = 0
+    return ".".join(map(str, octets))
+
+
+def _newline_v6(rng: random.Random) -> str:
+    """An IPv6 address in any valid spelling: compressed anywhere or not at all, padded, mixed case."""
+    hextets = [rng.randrange(1, 1 << 16) for _ in range(8)]
+    if rng.random() < 0.6:  # a run of zeros
+        start = rng.randrange(8)
+        for i in range(start, rng.randrange(start + 1, 9)):
+            hextets[i] = 0
+    if rng.random() < 0.5:
+        return str(ipaddress.IPv6Address(sum(h << (16 * (7 - i)) for i, h in enumerate(hextets))))
+    texts = [f"{h:0{rng.randrange(1, 5)}x}" for h in hextets]
+    if rng.random() < 0.15:
+        texts = [t.upper() for t in texts]
+    zeros = [i for i, h in enumerate(hextets) if h == 0]
+    if zeros and rng.random() < 0.7:  # "::" for a run of zeros, not always the longest
+        start = end = rng.choice(zeros)
+        while end + 1 < 8 and hextets[end + 1] == 0 and rng.random() < 0.8:
+            end += 1
+        return ":".join(texts[:start]) + "::" + ":".join(texts[end + 1 :])
+    return ":".join(texts)
+
+
+def _near_miss(rng: random.Random) -> str:
+    """An address one step from a valid one: an octet or hextet too many, too few or too wide, a bad digit, ..."""
+    if rng.random() < 0.5:
+        octets = _newline_v4(rng).split(".")
+        i = rng.randrange(4)
+        octets[i] = rng.choice(["256", "999", "0" + octets[i], "", "1234", "+1", " 1"])
+        if rng.random() < 0.3:
+            octets.insert(i, str(rng.randrange(256)))
+        return ".".join(octets) + rng.choice(["", "", "."])
+    text = _newline_v6(rng).lower()
+    hextets = text.split(":")
+    i = rng.randrange(len(hextets))
+    choice = rng.randrange(6)
+    if choice == 5 and len(hextets) > 1:
+        del hextets[i]  # one hextet too few
+    elif choice == 0:
+        hextets[i] = f"{rng.randrange(1 << 16, 1 << 20):x}"  # five digits
+    elif choice == 1:
+        hextets[i] = hextets[i][:-1] + "g" if hextets[i] else "g"
+    elif choice == 2:
+        hextets.insert(i, f"{rng.randrange(1, 1 << 16):x}")  # one more
+    elif choice == 3:
+        hextets.insert(i, "")  # a second "::", or a stray ":"
+    else:
+        hextets[i] += "%" + rng.choice(["eth0", "1", ""])
+    return ":".join(hextets)
+
+
+def _newline_field(rng: random.Random, pool: list[bytes]) -> bytes:
+    """One address field as bytes: plain addresses most of the time, repeats, every odd form."""
+    roll = rng.random()
+    if roll < 0.1 and pool:
+        return rng.choice(pool)
+    if roll < 0.4:
+        field = _newline_v4(rng).encode()
+    elif roll < 0.6:
+        field = _newline_v6(rng).encode()
+    elif roll < 0.7:
+        field = _random_field(rng).encode()  # ports, brackets, upper case, leading zeros
+    elif roll < 0.8:
+        field = _near_miss(rng).encode()
+    elif roll < 0.9:
+        field = rng.choice(NEWLINE_ODD_FIELDS)
+    elif roll < 0.95:  # garbage, with bytes that are not UTF-8
+        alphabet = b"0123456789abcdefABCDEF:.[]%/-_ \t;|\x00\x80\xa6\xc2\xe2\xff"
+        field = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 40)))
+    elif roll < 0.98:  # too long to be remembered
+        field = rng.choice([b"9", b"a:", b"\xc3\xa9"]) * rng.randrange(100, 3000)
+    else:
+        field = f"{_newline_v4(rng)}:{'8' * rng.randrange(250, 5000)}".encode()
+    if len(pool) < 64:
+        pool.append(field)
+    return field
+
+
+def _newline_stream(rng: random.Random, n_lines: int, delimiter: str) -> bytes:
+    """Random log lines ending in "\\n" only, the first three columns address fields."""
+    sep = delimiter.encode()
+    pool: list[bytes] = []
+    lines = []
+    for _ in range(n_lines):
+        roll = rng.random()
+        if roll < 0.03:
+            lines.append(rng.choice([b"", b" ", b"\t \t", sep, b"\xc2\xa0"]))
+            continue
+        fields = [_newline_field(rng, pool) for _ in range(3)]
+        fields += [rng.choice(NEWLINE_FILLER).encode() for _ in range(rng.randrange(4))]
+        line = sep.join(fields)
+        if roll < 0.06:
+            line = sep + line
+        elif roll < 0.08:  # a line longer than most chunks
+            line += sep + b"z" * rng.randrange(2000, 20000)
+        if rng.random() < 0.05:
+            line += rng.choice([b" ", b"\t", b" \t ", b"\x0b", b"\xc2\x85"])
+        lines.append(line)
+    return b"\n".join(lines) + (b"\n" if rng.random() < 0.5 else b"")
+
+
+def _anonip_line_counts(line: str, options: dict[str, object]) -> tuple[int, int] | None:
+    """(addresses anonip truncates, whether the line is unparseable) for one line in column mode.
+
+    None when the line is one where we differ from anonip on purpose (see the module under test):
+    an upper-case bracketed IPv6 address, or a CIDR prefix shorter than the mask asks for.
+    """
+    content = line.rstrip()
+    if not content:
+        return 0, 0
+    columns = options.get("column", [1])
+    fields = content.split(options.get("delimiter", " "))  # type: ignore[arg-type]
+    truncated = bad = 0
+    for column in [columns] if isinstance(columns, int) else columns:  # type: ignore[union-attr]
+        if column > len(fields):
+            bad = 1
+            continue
+        field = fields[column - 1]
+        if not field:
+            continue
+        found, network = anonip.Anonip.extract_ip(field)
+        if network is None:
+            bad = 1
+            continue
+        mask = options["ipv4_mask"] if network.version == 4 else options["ipv6_mask"]
+        if found not in field or network.prefixlen < network.max_prefixlen - mask:  # type: ignore[operator]
+            return None
+        if not (options.get("skip_private") and network[0].is_private):
+            truncated += 1
+    return truncated, bad
+
+
+def _newline_case(seed: int, options: dict[str, object], n_lines: int) -> tuple[bytes, tuple[int, int, int]]:
+    """A random "\\n"-only stream for ``options`` and anonip's (lines, truncated, unparseable) for it."""
+    rng = random.Random(f"newline-{seed}-{sorted(options.items())}")
+    return _without_deliberate_differences(_newline_stream(rng, n_lines, str(options.get("delimiter", " "))), options)
+
+
+def _without_deliberate_differences(data: bytes, options: dict[str, object]) -> tuple[bytes, tuple[int, int, int]]:
+    """``data`` without the lines where we differ from anonip on purpose, and anonip's counts for it."""
+    kept = []
+    lines = truncated = bad = 0
+    for line in data.split(b"\n"):
+        counts = _anonip_line_counts(line.decode("utf-8", "surrogateescape"), options)
+        if counts is not None:
+            kept.append(line)
+            lines += 1
+            truncated += counts[0]
+            bad += counts[1]
+    if not kept[-1]:  # the piece after the last line end
+        lines -= 1
+    return b"\n".join(kept), (lines, truncated, bad)
+
+
+def oracle_bytes(data: bytes, **options: object) -> bytes:
+    """:func:`oracle_stream` on bytes, the bytes that are not UTF-8 passed through as anonip's str."""
+    return oracle_stream(data.decode("utf-8", "surrogateescape"), **options).encode("utf-8", "surrogateescape")
+
+
+def _spy_on_python_heads(masker: IpMasker) -> list[str]:
+    """Record the first columns that the byte path leaves to Python, one call per field."""
+    seen: list[str] = []
+    classify = masker._classify_head
+
+    def spy(head: str) -> tuple[str, int]:
+        seen.append(head)
+        return classify(head)
+
+    masker._classify_head = spy  # type: ignore[method-assign]
+    return seen
+
+
+def _batch_form(head: str, ipv6_mask: int) -> bool:
+    """Whether ``head`` is an address written as Python writes it with no zero among its kept hextets.
+
+    With masks on an octet and hextet boundary, the batch patterns must take every such field.
+    """
+    try:
+        address = ipaddress.ip_address(head)
+    except ValueError:
+        return False
+    if str(address) != head or "%" in head:
+        return False
+    kept = 8 - ipv6_mask // 16
+    return address.version == 4 or b"\0\0" not in [address.packed[2 * i : 2 * i + 2] for i in range(kept)]
+
+
+def _first_different_line(out: bytes, expected: bytes) -> str:
+    for ours_line, anonip_line in zip(out.split(b"\n"), expected.split(b"\n"), strict=False):
+        if ours_line != anonip_line:
+            return f"ours {ours_line[:200]!r} != anonip {anonip_line[:200]!r}"
+    return f"lengths {len(out)} != {len(expected)}"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    "options,batched",
+    [
+        # masks on an octet and a hextet boundary: new addresses are truncated in batches
+        ({"ipv4_mask": 8, "ipv6_mask": 80}, True),
+        ({"ipv4_mask": 16, "ipv6_mask": 64, "replace": "-"}, True),
+        ({"ipv4_mask": 24, "ipv6_mask": 112, "delimiter": ";"}, True),
+        ({"ipv4_mask": 32, "ipv6_mask": 16, "delimiter": "\t", "replace": "REPLACED"}, True),
+        ({"ipv4_mask": 0, "ipv6_mask": 48, "delimiter": "¦", "cache_size": 7}, True),
+        ({"ipv4_mask": 8, "ipv6_mask": 80, "delimiter": "||", "cache_size": 1}, True),
+        # off a boundary, an IPv6 mask of 0 or 128, skip_private or increment: the byte path
+        # resolves every new field in Python
+        ({"ipv4_mask": 12, "ipv6_mask": 84}, False),
+        ({"ipv4_mask": 0, "ipv6_mask": 0, "replace": "X"}, False),
+        ({"ipv4_mask": 32, "ipv6_mask": 128, "delimiter": ";"}, False),
+        ({"ipv4_mask": 4, "ipv6_mask": 8, "cache_size": 7}, False),
+        ({"ipv4_mask": 8, "ipv6_mask": 84, "delimiter": "\t"}, False),
+        ({"ipv4_mask": 8, "ipv6_mask": 80, "skip_private": True}, False),
+        ({"ipv4_mask": 16, "ipv6_mask": 64, "increment": 3, "replace": "-"}, False),
+        # other columns: the general path
+        ({"ipv4_mask": 8, "ipv6_mask": 80, "column": [2], "delimiter": ";"}, False),
+        ({"ipv4_mask": 12, "ipv6_mask": 84, "column": [1, 3], "replace": "-", "cache_size": 7}, False),
+    ],
+    ids=lambda value: (
+        "-".join(f"{k}={v}" for k, v in value.items())
+        if isinstance(value, dict)
+        else ("batched" if value else "unbatched")
+    ),
+)
+def test_newline_streams_match_anonip(seed: int, options: dict[str, object], batched: bool) -> None:
+    data, (lines, truncated, bad) = _newline_case(seed, options, 900)
+    oracle_options = {k: v for k, v in options.items() if k != "cache_size"}
+    expected = oracle_bytes(data, **oracle_options)
+    for chunk_size in (1 << 20, 4096, 251, 17):
+        masker = IpMasker(**options)  # type: ignore[arg-type]
+        in_python = _spy_on_python_heads(masker)
+        out, stats = stream(data, masker, chunk_size=chunk_size)
+        assert out == expected, _first_different_line(out, expected)
+        assert (stats.lines, stats.addresses_truncated, stats.unparseable_lines) == (lines, truncated, bad)
+        assert (stats.bytes_in, stats.bytes_out) == (len(data), len(out))
+        if batched:
+            # Python still sees the odd fields (so the spy is in place), but never an address the
+            # batch patterns must take.
+            assert in_python
+            missed = [head for head in in_python if _batch_form(head, masker.ipv6_mask)]
+            assert not missed, missed[:5]
+
+
+def test_newline_stream_beyond_the_default_cache() -> None:
+    # More distinct first columns than the default cache size holds: in one block (4 MiB), and
+    # over several blocks (1 MiB), where what was remembered is dropped and learnt again.
+    rng = random.Random("newline-beyond-default-cache")
+    options = {"ipv4_mask": 8, "ipv6_mask": 80}
+    pool: list[bytes] = []
+    lines = []
+    truncated = bad = 0
+    for _ in range(68_000):
+        roll = rng.random()
+        if roll < 0.97:
+            lines.append((_newline_v4(rng) if roll < 0.7 else _newline_v6(rng)).encode() + b" x")
+            truncated += 1
+            continue
+        line = _newline_field(rng, pool)[:100] + b" x"
+        counts = _anonip_line_counts(line.decode("utf-8", "surrogateescape"), options)
+        if counts is not None:
+            lines.append(line)
+            truncated += counts[0]
+            bad += counts[1]
+    data = b"\n".join(lines) + b"\n"
+    default_size = inspect.signature(IpMasker).parameters["cache_size"].default
+    assert len(set(lines)) > default_size
+    expected = oracle_bytes(data)
+    for chunk_size in (1 << 22, 1 << 20):
+        masker = IpMasker()
+        in_python = _spy_on_python_heads(masker)
+        out, stats = stream(data, masker, chunk_size=chunk_size)
+        assert out == expected, _first_different_line(out, expected)
+        assert (stats.lines, stats.addresses_truncated, stats.unparseable_lines) == (len(lines), truncated, bad)
+        assert in_python and not any(_batch_form(head, 80) for head in in_python)
+
+
+@pytest.mark.parametrize(
+    "seed,args",
+    [
+        (1, ["-4", "8", "-6", "80", "-l", ";", "-r", "REPLACED"]),
+        (2, ["-4", "16", "-6", "96", "-l", "\t", "-c", "1"]),
+        (3, ["-4", "12", "-6", "84", "-c", "1", "3", "-r", "-"]),
+    ],
+    ids=["8-80-delimiter-replace", "16-96-tab", "12-84-columns-replace"],
+)
+def test_newline_stream_matches_anonip_cli(seed: int, args: list[str], tmp_path: Path) -> None:
+    parsed = _parser().parse_args(args)
+    options = {
+        "ipv4_mask": parsed.ipv4mask,
+        "ipv6_mask": parsed.ipv6mask,
+        "column": parsed.columns or [1],
+        "delimiter": parsed.delimiter or " ",
+        "replace": parsed.replace,
+    }
+    data, _counts = _newline_case(seed, options, 800)
+    # anonip's command line reads text, strips trailing white space and ends every line with
+    # "\n": keep the lines it writes back as they were read.
+    lines = [line for line in data.split(b"\n")[:-1] if _kept_by_anonip_cli(line)]
+    assert len(lines) > 500
+    src = tmp_path / "in.log"
+    src.write_bytes(b"".join(line + b"\n" for line in lines))
+    dst = tmp_path / "out.log"
+    assert main([*args, "--input", str(src), "--output", str(dst), "-q"]) == 0
+    expected = run_anonip_cli(args, src)
+    assert dst.read_bytes() == expected, _first_different_line(dst.read_bytes(), expected)
+
+
+def _kept_by_anonip_cli(line: bytes) -> bool:
+    """Whether anonip's command line writes ``line`` back as it read it: UTF-8, no trailing white space."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text == text.rstrip()
 
 
 # -- the shared sample log, byte for byte with anonip's command line -------------------------------
