@@ -61,11 +61,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, false, func, inspect, select, table
+from sqlalchemy import Table, bindparam, false, select
 from sqlalchemy.engine import Engine
 
 from lethe.audit import audit_table
-from lethe.db import add_period_sql, due_by, make_engine, normalised_email, timestamp_sql
+from lethe.db import add_period_sql, due_by, normalised_email, timestamp_sql
 from lethe.exemptions import check_exemptions, record_kept
 from lethe.intent import TwoStep
 from lethe.periods import to_utc_naive
@@ -73,7 +73,7 @@ from lethe.schema import need, reflect_tables, source_engine
 from lethe.sources.base import MappedAction, RuleResult, register
 from lethe.sources.sql.models import SqlSource
 from lethe.sources.trials.models import TrialDatabasesSource
-from lethe.sources.trials.servers import SQLITE_SUFFIX, TrialServer
+from lethe.sources.trials.servers import TrialServer
 from lethe.strict import IDENTIFIER
 from lethe.subjects import subject_key
 
@@ -107,6 +107,7 @@ class SignupRow:
     deadline: datetime | None
     held: bool
     restricted: bool
+    subject: str  # the audit subject key of the sign-up contact (a keyed hash)
 
     @property
     def status(self) -> str:
@@ -134,6 +135,11 @@ class Trial:
     @property
     def keys(self) -> list:
         return [row.key for row in self.rows]
+
+    @property
+    def subject(self) -> str:
+        """The subject of the drop's entries: the contact of the first sign-up row naming it."""
+        return self.rows[0].subject
 
     @property
     def status(self) -> str:
@@ -261,25 +267,7 @@ class TrialDrop(MappedAction):
 
     def count_rows(self, name: str) -> dict[str, int | None]:
         """Rows per table of one trial database (its default schema), for the intent entry (read only)."""
-        if not self.server.exists(name):
-            # Connecting would create an empty file; the next run sees it gone and decides again.
-            raise FileNotFoundError(f"{name}{SQLITE_SUFFIX} went away before it was dropped")
-        engine = make_engine(self.server.database_url(name))
-        try:
-            with engine.connect() as conn:
-                counts: dict[str, int | None] = {}
-                for table_name in sorted(inspect(conn).get_table_names()):
-                    # The table names come from the trial database, not the inventory: only plain
-                    # names are counted, any other is listed without a count.
-                    if IDENTIFIER.fullmatch(table_name):
-                        counts[table_name] = int(
-                            conn.execute(select(func.count()).select_from(table(table_name))).scalar_one()
-                        )
-                    else:
-                        counts[table_name] = None
-                return counts
-        finally:
-            engine.dispose()  # SQLite: no connection of ours may stay open on a file we remove
+        return self.server.count_rows(name)
 
     def drop_database(self, name: str) -> None:
         """Drop one validated trial database; callers checked it is eligible and chained the intent."""
@@ -315,6 +303,7 @@ class TrialDrop(MappedAction):
                 add_period_sql(trigger, period),
                 self._among(email, held),
                 self._among(email, restricted),
+                email,
             )
             .select_from(t.outerjoin(c, c.c[contact.primary_key] == t.c[contact.foreign_key]))
             .order_by(t.c[cat.primary_key])
@@ -332,6 +321,7 @@ class TrialDrop(MappedAction):
                     deadline=r[5],
                     held=bool(r[6]),
                     restricted=bool(r[7]),
+                    subject=self._subject(r[0], r[8]),
                 )
                 for r in conn.execute(query)
                 if not record.settled(r[1], r[0])
@@ -360,16 +350,8 @@ class TrialDrop(MappedAction):
                 keys += [key for key, name in conn.execute(query) if name in chunk and not record.settled(name, key)]
         return cat.table, cat.primary_key, cat.contact.foreign_key, keys
 
-    def subject_of(self, key: Any) -> str:
+    def _subject(self, key: Any, address: str | None) -> str:
         """The audit subject key of a sign-up row's contact (keyed hash; the address stays here)."""
-        cat, contact = self.catalog, self.catalog.contact
-        t, c = self.tables[cat.table], self.tables[contact.table]
-        with self.catalog_engine.connect() as conn:
-            address = conn.execute(
-                select(c.c[contact.email])
-                .select_from(t.join(c, c.c[contact.primary_key] == t.c[contact.foreign_key]))
-                .where(t.c[cat.primary_key] == key)
-            ).scalar()
         if address:
             return subject_key(self.ctx.key, "email", address)
         return subject_key(self.ctx.key, "record", key, source=self.catalog.source, table=self.catalog.table)
@@ -420,7 +402,8 @@ class TrialDrop(MappedAction):
         """The catalog, the server and the open intents side by side (changes nothing)."""
         record = self.drop_record(name)
         rows = self.catalog_rows(name, record)
-        present = self.list_databases()
+        # One database: ask for it alone (its rows and intents name no other), not list the server.
+        present = self.list_databases() if name is None else ({name} if self.server.has(name) else set())
         intents = record.intents
         protected = self.protected()
         survey = Survey()
@@ -557,26 +540,27 @@ class TrialDrop(MappedAction):
     def enforce_item(self, item: dict[str, Any]) -> dict[str, Any]:
         """Drop one database, deciding again from the catalog and the server (not from the item)."""
         name = item["name"]
-        trial = self.survey(name).trials.get(name)
-        outcome = {"name": name, "status": "kept", "tables": {}, "rows": 0}
-        if trial is None or not (trial.droppable or trial.recoverable):
-            reason = (
-                "no sign-up row names it"
-                if trial is None
-                else trial.refused or ("not on the server" if not trial.present else trial.status)
-            )
-            log.info("%s: %s kept: %s", self.policy_rule.id, name, reason)
-            return {**outcome, "reason": reason}
-        if trial.recoverable:
-            return self._recover(trial, outcome)
-        return self._drop(trial, outcome)
+        with self.server.session():
+            trial = self.survey(name).trials.get(name)
+            outcome = {"name": name, "status": "kept", "tables": {}, "rows": 0}
+            if trial is None or not (trial.droppable or trial.recoverable):
+                reason = (
+                    "no sign-up row names it"
+                    if trial is None
+                    else trial.refused or ("not on the server" if not trial.present else trial.status)
+                )
+                log.info("%s: %s kept: %s", self.policy_rule.id, name, reason)
+                return {**outcome, "reason": reason}
+            if trial.recoverable:
+                return self._recover(trial, outcome)
+            return self._drop(trial, outcome)
 
     def _drop(self, trial: Trial, outcome: dict[str, Any]) -> dict[str, Any]:
         counts = self.count_rows(trial.name)
         rows = sum(n or 0 for n in counts.values())
         outcome.update(tables=counts, rows=rows)
         details = {"database": trial.name, "tables": counts, "signups": trial.keys}
-        subject = self.subject_of(trial.keys[0])
+        subject = trial.subject
         if self.ctx.dry_run:
             self.ctx.audit.append([self.audit_entry(WOULD_DROP, subject, rows, details)])
             log.info(
