@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from lethe.db import bulk_insert, schema_change
+from lethe.db import bulk_insert, keys_in, schema_change
 
 GENESIS = "0" * 64
 OUTBOX_TABLE = "lethe_audit_outbox"
@@ -328,11 +328,11 @@ class AuditTrail:
             conn.execute(insert(outbox_table), rows)
         return len(batch)
 
-    def drain(self, source_engine: Engine, batch_size: int = 100) -> int:
+    def drain(self, source_engine: Engine, batch_size: int = 100, read_size: int = 10) -> int:
         """Move every staged batch of a source into the chain, exactly once.
 
         Up to ``batch_size`` outbox rows are chained in one transaction of the audit store, read
-        and sealed one at a time (memory holds one batch), then cleared from the outbox.
+        ``read_size`` rows at a time (memory holds those), then cleared from the outbox.
         """
         moved = 0
         while True:
@@ -345,34 +345,36 @@ class AuditTrail:
             if not staged:
                 return moved
 
-            def batches(ids: list[str]) -> Iterator[AuditBatch]:
-                for entry_id in ids:
+            def groups(ids: list[str]) -> Iterator[list[AuditBatch]]:
+                for start in range(0, len(ids), read_size):
+                    part = ids[start : start + read_size]
                     with source_engine.connect() as source:
-                        payload = source.execute(
-                            select(outbox_table.c.payload).where(outbox_table.c.entry_id == entry_id)
-                        ).scalar()
-                    # Gone: another task's drain chained and cleared it meanwhile (rules share an
-                    # outbox). Chaining is idempotent anyway: a batch chained once is skipped.
-                    if payload is not None:
-                        yield AuditBatch.from_payload(payload)
+                        payloads = source.execute(
+                            select(outbox_table.c.entry_id, outbox_table.c.payload)
+                            .where(keys_in(outbox_table.c.entry_id, part))
+                            .order_by(outbox_table.c.entry_id)
+                        ).all()
+                    # A row gone meanwhile was chained and cleared by another task's drain (rules
+                    # share an outbox); chaining is idempotent anyway: a chained batch is skipped.
+                    yield [AuditBatch.from_payload(row.payload) for row in payloads]
 
-            moved += self.append_batches(batches(staged))
+            moved += self.append_batches(groups(staged))
             with source_engine.begin() as source:
-                source.execute(delete(outbox_table).where(outbox_table.c.entry_id.in_(staged)))
+                source.execute(delete(outbox_table).where(keys_in(outbox_table.c.entry_id, staged)))
 
     def append(self, entries: list[AuditEntry]) -> int:
         """Chain entries (grouped into batches of shared fields, each chained all or none)."""
-        return self.append_batches(AuditBatch.of_entries(entries))
+        return self.append_batches([AuditBatch.of_entries(entries)])
 
     def append_batch(self, batch: AuditBatch) -> int:
-        return self.append_batches([batch])
+        return self.append_batches([[batch]])
 
-    def append_batches(self, batches: Iterable[AuditBatch]) -> int:
-        """Chain batches in one transaction, in order, each all or none.
+    def append_batches(self, groups: Iterable[list[AuditBatch]]) -> int:
+        """Chain groups of batches in one transaction, in order, each batch all or none.
 
         A batch whose first entry is in the chain already (an outbox batch chained before a crash
-        cleared it) is chained already, whole, and is skipped: one lookup by a unique key,
-        whatever the size of the batch or of the chain.
+        cleared it) is chained already, whole, and is skipped: one lookup by unique keys per group,
+        whatever the size of the batches or of the chain.
         """
         added = 0
         with self.engine.begin() as conn:
@@ -382,14 +384,22 @@ class AuditTrail:
                 seq, prev = 0, GENESIS
             else:
                 seq, prev = head.seq, head.entry_hash
-            for batch in batches:
-                if not batch.items:
-                    continue
-                chained = select(audit_table.c.seq).where(audit_table.c.entry_id == batch.items[0][0])
-                if conn.execute(chained).first() is not None:
-                    continue
+            for group in groups:
+                group = [batch for batch in group if batch.items]
+                firsts = [batch.items[0][0] for batch in group]
+                chained = (
+                    set(
+                        conn.execute(
+                            select(audit_table.c.entry_id).where(keys_in(audit_table.c.entry_id, firsts))
+                        ).scalars()
+                    )
+                    if firsts
+                    else set()
+                )
                 rows: list[dict[str, Any]] = []
-                seq, prev = self._chain(batch, seq, prev, rows)
+                for batch in group:
+                    if batch.items[0][0] not in chained:
+                        seq, prev = self._chain(batch, seq, prev, rows)
                 bulk_insert(conn, audit_table, rows)
                 added += len(rows)
             if added:

@@ -566,8 +566,9 @@ class SqlRule(RuleAction):
         return related
 
     @abstractmethod
-    def change(self, conn, rows) -> None:
-        """Delete or update the batch (and its dependents) in the caller's transaction."""
+    def change(self, conn, rows) -> dict[Any, dict[str, int]]:
+        """Delete or update the batch (and its dependents) in the caller's transaction; per key,
+        the dependent rows that went with it (:meth:`related_counts`)."""
 
     @abstractmethod
     def count_changed(self, result: RuleResult, n: int) -> None:
@@ -626,26 +627,36 @@ class SqlDelete(SqlRule):
             s = self.rule.suppress
             need(needs, s.table, s.hash_column, s.added_at_column, s.reason_column)
 
-    def change(self, conn, rows) -> None:
+    def change(self, conn, rows) -> dict[Any, dict[str, int]]:
         keys = [row[0] for row in rows]
-        self._delete_dependents(conn, self.rule.table, keys)
+        # Where the database returns what a DELETE removed, the dependents are counted from it;
+        # elsewhere (MariaDB through SQLAlchemy) they are counted first.
+        returning = conn.dialect.delete_returning
+        related = {} if returning else self.related_counts(conn, keys)
+        self._delete_dependents(conn, self.rule.table, keys, related if returning else None)
         if self.rule.suppress:
             self._suppress(conn, [row[1] for row in rows if row[1]])
         conn.execute(delete(self.table).where(keys_in(self.pk, keys)))
+        return related
 
-    def _delete_dependents(self, conn, table_name: str, keys: list) -> None:
-        """Children before parents, depth first, so no foreign key is left dangling."""
+    def _delete_dependents(self, conn, table_name: str, keys: list, counts: dict | None = None) -> None:
+        """Children before parents, depth first, so no foreign key is left dangling; ``counts``:
+        add the direct dependents deleted, per parent key."""
         for dep in self.source.tables[table_name].dependents:
             child = self.t(dep.table)
             child_spec = self.source.tables[dep.table]
+            fk = child.c[dep.foreign_key]
             if child_spec.dependents:
                 child_pk = child.c[child_spec.primary_key]
-                child_keys = list(
-                    conn.execute(select(child_pk).where(keys_in(child.c[dep.foreign_key], keys))).scalars()
-                )
+                child_keys = list(conn.execute(select(child_pk).where(keys_in(fk, keys))).scalars())
                 if child_keys:
                     self._delete_dependents(conn, dep.table, child_keys)
-            conn.execute(delete(child).where(keys_in(child.c[dep.foreign_key], keys)))
+            if counts is None:
+                conn.execute(delete(child).where(keys_in(fk, keys)))
+                continue
+            for parent in conn.execute(delete(child).where(keys_in(fk, keys)).returning(fk)).scalars():
+                per_key = counts.setdefault(parent, {})
+                per_key[dep.table] = per_key.get(dep.table, 0) + 1
 
     def _suppress(self, conn, addresses: list[str]) -> None:
         spec = self.rule.suppress
@@ -700,14 +711,16 @@ class SqlAnonymise(SqlRule):
         # Only dependents that hold personal data are rewritten along with the row.
         return [dep for dep in self.spec.dependents if self._targets(dep.table)]
 
-    def change(self, conn, rows) -> None:
+    def change(self, conn, rows) -> dict[Any, dict[str, int]]:
         keys = [row[0] for row in rows]
+        related = self.related_counts(conn, keys)
         for dep in self.related_tables():
             child = self.t(dep.table)
             conn.execute(
                 update(child).where(keys_in(child.c[dep.foreign_key], keys)).values(**self._targets(dep.table))
             )
         conn.execute(update(self.table).where(keys_in(self.pk, keys)).values(**self._targets(self.rule.table)))
+        return related
 
     def count_changed(self, result: RuleResult, n: int) -> None:
         result.anonymised += n
