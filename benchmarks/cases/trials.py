@@ -105,8 +105,8 @@ class TrialsCaseFailed(RuntimeError):
 
 def add_arguments(group) -> None:
     # Defaults fit make bench's 15 minutes; the sizes: --trials-databases 500 --trials-due 300.
-    group.add_argument("--trials-databases", type=int, default=200, help="trial databases on each server")
-    group.add_argument("--trials-due", type=int, default=120, help="how many of them T1 drops")
+    group.add_argument("--trials-databases", type=int, default=150, help="trial databases on each server")
+    group.add_argument("--trials-due", type=int, default=90, help="how many of them T1 drops")
     group.add_argument("--trials-backends", default="postgresql,mariadb", help="postgresql, mariadb or both")
     group.add_argument("--trials-postgres-url", default=SERVERS["postgresql"], help="PostgreSQL server (its own db)")
     group.add_argument("--trials-mariadb-url", default=SERVERS["mariadb"], help="MariaDB server (its own database)")
