@@ -2,9 +2,9 @@
 
 For each back end it builds the estate of :mod:`benchmarks.cases.sql_estate` (``--sql-contacts``
 N: N contacts, 2N interactions, N/10 companies, N newsletter subscribers, 5N web events; about 10%
-of each rule's table due). The default N is 150k, so that ``make bench`` fits its 15 minutes; the
-issue's scale is ``--sql-contacts 1000000 --sql-memory-contacts 3000000``. Then, for each rule and each of ``--repeat`` runs, on the same data
-(reset before every run, untimed):
+of each rule's table due). The default N is 150k, so that ``make bench`` stays near its 15
+minutes; the issue's scale is ``--sql-contacts 1000000 --sql-memory-contacts 3000000``. Then, for
+each rule and each of ``--repeat`` runs, on the same data (reset before every run, untimed):
 
 * the baseline: the rule's script of :mod:`benchmarks.cases.sql_baselines`, run by the server's
   own client (``psql`` or ``mariadb``): decide once, one HMAC'd audit row per subject, set-based
