@@ -241,19 +241,7 @@ def _fill(estate: Estate) -> dict[str, list[str]]:
 
 def build(estate: Estate, rules: list[str], parts: tuple[str, ...] = ("crm", "marketing")) -> None:
     """Drop and create the bench databases, fill ``parts`` of them, and save each rule's rows."""
-    server = create_engine(SERVER[estate.backend], isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as conn:
-            for part in DATABASES:
-                name = database_name(part)
-                if estate.backend == "postgresql":
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-                else:
-                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-                    conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    finally:
-        server.dispose()
+    recreate(estate.backend, DATABASES)
     fill = _fill(estate)
     for part in ("crm", "marketing"):
         estate.run(part, DDL[estate.backend][part] + (fill[part] if part in parts else []) + INDEXES[part])
@@ -332,18 +320,7 @@ def reset(estate: Estate, rule: str) -> None:
     for part in ("crm", "marketing"):
         estate.run(part, ["DROP TABLE IF EXISTS bench_audit", "DROP TABLE IF EXISTS lethe_audit_outbox"])
     # Lethe's audit store starts empty every run (its chain is append-only: drop the database).
-    server = create_engine(SERVER[estate.backend], isolation_level="AUTOCOMMIT")
-    name = database_name("audit")
-    try:
-        with server.connect() as conn:
-            if estate.backend == "postgresql":
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            else:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-                conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    finally:
-        server.dispose()
+    recreate(estate.backend, ["audit"])
     # Deleted and rewritten rows leave dead versions behind: clean them so every run starts alike.
     if estate.backend == "postgresql":
         for part, table, _where in entries:
@@ -379,14 +356,23 @@ def fingerprint(estate: Estate, rule: str) -> list[str]:
 
 def drop(backend: str) -> None:
     """Drop the bench databases of a back end."""
+    recreate(backend, DATABASES, create=False)
+
+
+def recreate(backend: str, parts, *, create: bool = True) -> None:
+    """Drop the bench databases of ``parts`` (and create them empty again unless ``create`` is false)."""
     server = create_engine(SERVER[backend], isolation_level="AUTOCOMMIT")
     try:
         with server.connect() as conn:
-            for part in DATABASES:
+            for part in parts:
                 name = database_name(part)
                 if backend == "postgresql":
                     conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    if create:
+                        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
                 else:
                     conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+                    if create:
+                        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     finally:
         server.dispose()
