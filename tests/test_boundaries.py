@@ -365,7 +365,8 @@ def test_audit_holds_keyed_hashes_not_addresses(estate):
 
 # Only SQLite stores text in a timestamp column; PostgreSQL and MariaDB refuse it themselves.
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_a_trigger_that_is_not_a_date_stops_the_rule_naming_the_rows(estate):
+def test_a_trigger_that_is_not_a_date_stops_the_rule_when_too_many_rows_fail(estate):
+    """Half the table cannot be judged: far over the share, so the rule stops, changing nothing."""
     from lethe.errors import BadData
 
     empty_estate(estate)
@@ -373,7 +374,9 @@ def test_a_trigger_that_is_not_a_date_stops_the_rule_naming_the_rows(estate):
     add(estate, "crm", schema.contacts, contact(2, 1, created=datetime(2020, 1, 1), email="b@example.com"))
     with estate.engine("crm").begin() as conn:
         conn.exec_driver_sql("UPDATE contacts SET last_contact_at = 'last spring' WHERE id = 2")
-    with pytest.raises(BadData, match=r"contacts\.last_contact_at holds values that are not dates in rows with id 2\b"):
+    with pytest.raises(
+        BadData, match=r"1 of 2 rows of contacts \(50\.0%\).*trigger_unparseable.*contacts\.last_contact_at"
+    ):
         run_rule(estate.context(datetime(2027, 3, 1)), "C1")
     assert ids(estate, "crm", schema.contacts) == {1, 2}
 

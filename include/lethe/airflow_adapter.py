@@ -174,6 +174,11 @@ def audit_key() -> str:
 
 
 FAILURE_KEY = "lethe_failure"  # XCom key: why a rule's task failed, for the report
+# XCom keys of what a failing task still has to tell the report: the checks before a rule that
+# stopped it, the check after it, and the summary of a rule whose check after failed.
+CHECKS_BEFORE_KEY = "lethe_checks_before"
+CHECKS_AFTER_KEY = "lethe_checks_after"
+SUMMARY_KEY = "lethe_summary"
 
 
 @contextmanager
@@ -318,16 +323,35 @@ def scan(run: dict[str, Any], rule_id: str) -> dict[str, Any]:
 
 
 @task
-def enforce(run: dict[str, Any], rule_id: str, scanned: dict[str, Any]) -> dict[str, Any]:
-    """Delete or anonymise in batches; each batch commits with its audit entries."""
-    from lethe.runner import enforce_rule
+def validate(run: dict[str, Any], rule_id: str, scanned: dict[str, Any]) -> dict[str, Any]:
+    """Check the data is fit to act on (Great Expectations, in the source): rows that are not are
+    quarantined; when too many fail, the rule stops here and nothing changes."""
+    from lethe.errors import QuarantineTooLarge
+    from lethe.runner import validate_rule
 
+    _selected(run, rule_id)
     with configuration_errors_fail_fast():
-        return enforce_rule(_context_for(run), rule_id, scanned)
+        try:
+            return validate_rule(_context_for(run), rule_id)
+        except QuarantineTooLarge as exc:
+            get_current_context()["ti"].xcom_push(key=CHECKS_BEFORE_KEY, value=getattr(exc, "validation", None))
+            raise
 
 
 @task
-def items(run: dict[str, Any], rule_id: str, scanned: dict[str, Any]) -> list[dict[str, Any]]:
+def enforce(run: dict[str, Any], rule_id: str, scanned: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
+    """Delete or anonymise in batches; each batch commits with its audit entries. Quarantined rows
+    are left alone."""
+    from lethe.runner import enforce_rule, with_validation
+
+    with configuration_errors_fail_fast():
+        return enforce_rule(_context_for(run), rule_id, with_validation(scanned, validated))
+
+
+@task
+def items(
+    run: dict[str, Any], rule_id: str, scanned: dict[str, Any], validated: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The work list (trial databases, log files) the mapped enforce tasks take one each."""
     from lethe.runner import work_items
 
@@ -350,25 +374,43 @@ def enforce_item(run: dict[str, Any], rule_id: str, item: dict[str, Any]) -> dic
 
 
 @task
-def summarise(run: dict[str, Any], rule_id: str, scanned: dict[str, Any], enforced, mapped: bool) -> dict[str, Any]:
-    """Count what is still due after enforcement: zero unless this was a dry run."""
-    from lethe.runner import combine_items, summarise_rule
+def summarise(
+    run: dict[str, Any], rule_id: str, scanned: dict[str, Any], enforced, mapped: bool, validated: dict[str, Any]
+) -> dict[str, Any]:
+    """Check nothing eligible remains (Great Expectations): it fails when the policy is still
+    broken after a real run; a dry run reports what it left."""
+    from lethe.runner import check_after, combine_items, summarise_rule, with_validation
 
     _selected(run, rule_id)
-    if scanned is None:
-        raise AirflowFailException(f"{rule_id}: the scan did not finish; nothing to summarise")
+    if scanned is None or validated is None:
+        raise AirflowFailException(f"{rule_id}: the scan or the checks before it did not finish; nothing to summarise")
+    ti = get_current_context()["ti"]
     with configuration_errors_fail_fast():
         ctx = _context_for(run)
         if mapped:
             # Index by length: iterating the lazy XCom sequence reads one past its end, which
             # Airflow logs as an error.
             results = [enforced[i] for i in range(len(enforced))] if enforced is not None else []
-            enforced = combine_items(ctx, rule_id, scanned, results)
-        return summarise_rule(ctx, rule_id, enforced)
+            enforced = combine_items(ctx, rule_id, with_validation(scanned, validated), results)
+        checked = check_after(ctx, rule_id)
+        ti.xcom_push(key=CHECKS_AFTER_KEY, value=checked)
+        summary = summarise_rule(ctx, rule_id, with_validation(enforced, validated), checked)
+    if not checked["success"] and not run["dry_run"]:
+        ti.xcom_push(key=SUMMARY_KEY, value=summary)
+        reason = (
+            f"{rule_id}: the policy is still broken after the run: {checked['remaining']} eligible "
+            f"record(s) remain (check {checked['suite']})"
+        )
+        _keep_failure(reason)
+        raise AirflowFailException(reason)
+    return summary
 
 
 def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
-    """scan -> enforce -> summarise for one rule, as a task group named after the rule.
+    """scan -> validate -> enforce -> summarise for one rule, as a task group named after the rule.
+
+    ``validate`` runs the checks before the rule (Great Expectations) and quarantines what cannot
+    be judged; ``summarise`` runs the check after it.
 
     ``mapped``: the work list is data (trial databases, log files): ``items`` lists it after the
     scan, and one ``enforce`` task instance is mapped over each item, named after it in the UI.
@@ -379,17 +421,18 @@ def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
     @task_group(group_id=rule_id, tooltip=f"Retention rule {rule_id}")
     def group(run: dict[str, Any]):
         scanned = scan(run, rule_id)
+        validated = validate(run, rule_id, scanned)
         if mapped:
-            work = items(run, rule_id, scanned)
+            work = items(run, rule_id, scanned, validated)
             enforced = (
                 enforce_item.override(task_id="enforce", **({"pool": pool} if pool else {}))
                 .partial(run=run, rule_id=rule_id)
                 .expand(item=work)
             )
         else:
-            enforced = enforce(run, rule_id, scanned)
+            enforced = enforce(run, rule_id, scanned, validated)
         return summarise.override(trigger_rule="all_done" if mapped else "all_success")(
-            run, rule_id, scanned, enforced, mapped
+            run, rule_id, scanned, enforced, mapped, validated
         )
 
     return group
@@ -407,16 +450,24 @@ def report(run: dict[str, Any], rule_ids: list[str]) -> str:
         raise AirflowFailException("the run could not be resolved (see resolve_run): no report, nothing changed")
     context = get_current_context()
     ti = context["ti"]
-    results, reasons = {}, {}
+    results, reasons, checks = {}, {}, {}
     for rule_id in rule_ids:
-        results[rule_id] = ti.xcom_pull(task_ids=f"{rule_id}.summarise")
-        if results[rule_id] is None:
+        results[rule_id] = ti.xcom_pull(task_ids=f"{rule_id}.summarise") or ti.xcom_pull(
+            task_ids=f"{rule_id}.summarise", key=SUMMARY_KEY
+        )
+        checks[rule_id] = {
+            "before": ti.xcom_pull(task_ids=f"{rule_id}.validate")
+            or ti.xcom_pull(task_ids=f"{rule_id}.validate", key=CHECKS_BEFORE_KEY),
+            "after": ti.xcom_pull(task_ids=f"{rule_id}.summarise", key=CHECKS_AFTER_KEY),
+        }
+        if results[rule_id] is None or results[rule_id].get("after") == "failed":
             found = ti.xcom_pull(
-                task_ids=[f"{rule_id}.{step}" for step in ("scan", "items", "enforce", "summarise")], key=FAILURE_KEY
+                task_ids=[f"{rule_id}.{step}" for step in ("scan", "validate", "items", "enforce", "summarise")],
+                key=FAILURE_KEY,
             )
             reasons[rule_id] = next((r for r in (found or []) if r), None)
     with configuration_errors_fail_fast():
-        path, failed = write_run_report(dag_id=ti.dag_id, run=run, results=results, reasons=reasons)
+        path, failed = write_run_report(dag_id=ti.dag_id, run=run, results=results, reasons=reasons, checks=checks)
     log.info("report written: %s", path)
     for rule_id in failed:
         log.error("%s failed: %s", rule_id, reasons.get(rule_id) or "see its task logs")

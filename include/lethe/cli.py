@@ -66,10 +66,12 @@ def seed_demo(
     as_of: str = typer.Option(..., help="The as-of date the demo data is laid around (YYYY-MM-DD)."),
     estate: Path = typer.Option(Path(".lethe/estate"), help="Folder of the demo estate."),
     seed: int = typer.Option(42, help="Random seed (same seed and as-of: same estate)."),
+    bad_rows: bool = typer.Option(True, help="Add a few rows of each kind the checks quarantine."),
 ):
     """Write the deterministic demo estate and a demo key.
 
-    CRM, marketing, connection logs, one SQLite file per trial database, and an empty audit store.
+    CRM, marketing, connection logs, one SQLite file per trial database, and an empty audit store;
+    and a few bad rows of each kind the checks before a rule quarantine (``--no-bad-rows``: none).
     """
     import shutil
 
@@ -99,6 +101,11 @@ def seed_demo(
     seed_marketing(make_engine(f"sqlite:///{estate / 'marketing.sqlite'}"), when, crm["emails"], seed=seed + 1)
     logs = seed_weblogs(estate / "weblogs", when, seed=seed + 2)
     typer.echo(f"weblogs: {len(logs['files'])} daily access logs ({logs['lines']} lines) in {logs['folder']}")
+    if bad_rows:
+        from lethe.demo.bad_rows import add_bad_rows
+
+        added = add_bad_rows(estate, when)
+        typer.echo(f"bad rows for the checks to quarantine: {', '.join(f'{n} in {k}' for k, n in added.items())}")
     AuditTrail(make_engine(f"sqlite:///{estate / 'audit.sqlite'}"), key).create()
     typer.echo(
         f"demo estate written to {estate} (as-of {when.date()}, seed {seed}); demo audit key in "

@@ -99,10 +99,43 @@ class PolicyDocument(Strict):
     language: str
 
 
+class ValidationSettings(Strict):
+    """How the checks before and after every rule judge the data (``validation:`` in the policy).
+
+    ``future_tolerance``: a trigger date later than the as-of by more than this is bad data (a
+    clock or an import gone wrong), not a deadline far away: the row is quarantined.
+    ``max_quarantine_share``: when more than this share of a table's rows fail the checks, the
+    rule stops before changing anything (a fraction, ``0.05``, or a percentage, ``"5%"``).
+    """
+
+    future_tolerance: Period = Period(days=1)
+    max_quarantine_share: float = 0.05
+
+    @field_validator("future_tolerance", mode="before")
+    @classmethod
+    def _tolerance(cls, value: Any) -> Any:
+        return Period.parse(value) if isinstance(value, str) else value
+
+    @field_validator("max_quarantine_share", mode="before")
+    @classmethod
+    def _share(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            return float(value.strip()[:-1]) / 100
+        return value
+
+    @field_validator("max_quarantine_share")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise ValueError("a share between 0 and 1 (or 0% and 100%)")
+        return value
+
+
 class Policy(Strict):
     policy: PolicyDocument
     rules: list[PolicyRule]
     exemptions: list[PolicyExemption] = []
+    validation: ValidationSettings = ValidationSettings()
 
     @model_validator(mode="after")
     def _unique(self) -> "Policy":

@@ -149,13 +149,14 @@ def _sqlite_normalise_timestamp(value):
     return None if moment is None else moment.strftime(_SQLITE_DATETIME)
 
 
-def make_engine(url: str | URL) -> Engine:
+def make_engine(url: str | URL, *, writes: bool = True) -> Engine:
     """An engine for any supported database.
 
     PostgreSQL and MariaDB sessions work in UTC and at READ COMMITTED.
     On SQLite every transaction takes the write lock at BEGIN (``BEGIN IMMEDIATE``): concurrent
     tasks then wait for each other (up to the 60 s timeout) instead of failing when a reading
-    transaction tries to become a writing one while another task writes.
+    transaction tries to become a writing one while another task writes. ``writes=False``: an
+    engine that only reads (validation), whose transactions take no lock until they read.
     """
     url = normalise_url(url)
     kwargs: dict = {"future": True}
@@ -197,9 +198,11 @@ def make_engine(url: str | URL) -> Engine:
             # deleted address cannot be read back from the file.
             dbapi_connection.execute("PRAGMA secure_delete=ON")
 
-        @event.listens_for(engine, "begin")
-        def _on_begin(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if writes:
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(connection):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -296,6 +299,17 @@ def _add_period_mysql(element, compiler, **kw):
     return f"DATE_ADD(DATE_ADD(CAST({expr} AS DATETIME(6)), INTERVAL {months} MONTH), INTERVAL {days} DAY)"
 
 
+# The text forms of a timestamp every back end reads exactly: ISO 8601 date, optional time with
+# optional fraction, optional ``Z`` or ``+HH:MM`` offset. A row whose trigger is stored as text in
+# any other form is quarantined (see :mod:`lethe.sources.sql.actions`). On PostgreSQL a date that
+# has this form but is not in the calendar (30 February) still stops the query with an error.
+TEXT_TIMESTAMP = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
+
+
 class timestamp_sql(FunctionElement):
     """A date or timestamp column as a comparable timestamp (SQLite stores text in many forms)."""
 
@@ -319,7 +333,10 @@ def _timestamp_pg(element, compiler, **kw):
     if isinstance(value_type, DateTime) and value_type.timezone:
         return f"({expr} AT TIME ZONE 'UTC')"
     if isinstance(value_type, String):
-        return f"(CAST({expr} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
+        # Text that is not a date reads as NULL (it is quarantined before the rule acts), never
+        # as an error that stops the whole query.
+        pattern = compiler.process(bindparam(None, TEXT_TIMESTAMP, type_=String), **kw)
+        return f"(CASE WHEN {expr} ~ {pattern} THEN (CAST({expr} AS TIMESTAMPTZ) AT TIME ZONE 'UTC') END)"
     return f"CAST({expr} AS TIMESTAMP)"
 
 
@@ -328,24 +345,17 @@ def _timestamp_mysql(element, compiler, **kw):
     expr = compiler.process(element.clauses, **kw)
     if isinstance(element.clauses.clauses[0].type, String):
         # MariaDB's CAST drops an offset in text silently ('...-05:00' would read five hours
-        # early): convert it. Text in other forms is refused before a rule runs (TEXT_TIMESTAMP).
+        # early): convert it. Text in other forms reads as NULL and is quarantined (TEXT_TIMESTAMP).
+        pattern = compiler.process(bindparam(None, TEXT_TIMESTAMP, type_=String), **kw)
         return (
-            f"(CASE WHEN RIGHT({expr}, 1) = 'Z' "
+            f"(CASE WHEN NOT {expr} REGEXP {pattern} THEN NULL "
+            f"WHEN RIGHT({expr}, 1) = 'Z' "
             f"THEN CAST(SUBSTRING({expr}, 1, CHAR_LENGTH({expr}) - 1) AS DATETIME(6)) "
             f"WHEN {expr} REGEXP '[+-][0-9][0-9]:[0-9][0-9]$' THEN CONVERT_TZ(CAST(SUBSTRING({expr}, 1, "
             f"CHAR_LENGTH({expr}) - 6) AS DATETIME(6)), RIGHT({expr}, 6), '+00:00') "
             f"ELSE CAST({expr} AS DATETIME(6)) END)"
         )
     return f"CAST({expr} AS DATETIME(6))"
-
-
-# The text forms of a timestamp every back end reads exactly: ISO 8601 date, optional time with
-# optional fraction, optional ``Z`` or ``+HH:MM`` offset. A trigger stored as text in any other
-# form stops its rule, naming the rows (see :mod:`lethe.sources.sql.actions`).
-TEXT_TIMESTAMP = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
-)
 
 
 class greatest_sql(FunctionElement):

@@ -29,6 +29,15 @@ class BadData(ConfigurationError, RuntimeError):
     """A value the rule must judge is not what the inventory says it is; the message names it."""
 
 
+class QuarantineTooLarge(BadData):
+    """Too much of a table fails the checks before a rule (or a check cannot run): the rule stops
+    before changing anything; the message names the check, the count and what to fix."""
+
+
+class PolicyStillBroken(LetheError, RuntimeError):
+    """The check after a rule found records still eligible: the policy is broken after the run."""
+
+
 class ConnectionNotConfigured(ConfigurationError, RuntimeError):
     """A connection Lethe needs is not set, or is not of a kind it can use."""
 

@@ -31,6 +31,7 @@ COUNT_FIELDS = (
     "exempt_hold",
     "exempt_restriction",
     "overdue_before",
+    "quarantined",
     "remaining_after",
 )
 # Optional keys of the run dict (``resolve_run``) a report carries over.
@@ -59,12 +60,34 @@ HEADERS = {
         "past deadline at the run's start (backlog)",
         "already past the deadline of the previous night's run when this run began",
     ),
+    "quarantined": (
+        "quarantined",
+        "records the checks before the rule kept out of the run: they cannot be judged (see the reasons below)",
+    ),
     "remaining_after": ("remaining after the run", "still past the deadline after the run: must be 0"),
 }
 DRY_HEADERS = {
     "deleted": ("would be deleted", "what a real run would delete (nothing was changed)"),
     "anonymised": ("would be anonymised", "what a real run would anonymise (nothing was changed)"),
     "remaining_after": ("still past deadline (nothing changed)", "a dry run changes nothing, so this stays"),
+}
+
+# The checks' verdicts and the quarantine reasons, in words.
+VERDICTS = {
+    "passed": "passed",
+    "quarantined": "passed, rows quarantined",
+    "stopped": "STOPPED the rule: too many rows fail",
+    "failed": "FAILED: eligible records remain",
+}
+REASONS = {
+    "key_missing": "no key",
+    "key_duplicate": "duplicate key",
+    "trigger_missing": "no date to count from",
+    "trigger_unparseable": "date not a date",
+    "trigger_in_future": "date in the future",
+    "address_unnormalisable": "address not an e-mail address",
+    "company_missing": "company missing",
+    "parent_missing": "dependent rows whose parent is missing",
 }
 
 # Extra result keys in words; any other key is shown with its underscores as spaces.
@@ -324,7 +347,22 @@ def _latest_verdict(real: list[dict[str, Any]], dry: list[dict[str, Any]], unenf
 # --------------------------------------------------------------------------- writing reports
 
 
-def rule_entry(rule_id: str, result: dict[str, Any] | None, policy, reason: str | None = None) -> dict[str, Any]:
+def rule_entry(
+    rule_id: str, result: dict[str, Any] | None, policy, reason: str | None = None, checks: dict | None = None
+) -> dict[str, Any]:
+    entry = _rule_counts(rule_id, result, policy, reason)
+    before, after = (checks or {}).get("before") or {}, (checks or {}).get("after") or {}
+    entry["checks"] = {
+        "before": before.get("verdict") or (result or {}).get("before"),
+        "after": after.get("verdict") or (result or {}).get("after"),
+        "quarantine": before.get("reasons") or (result or {}).get("quarantine") or {},
+        "samples": before.get("samples") or {},
+        "failed": [c for c in before.get("checks", []) + after.get("checks", []) if not c.get("success")],
+    }
+    return entry
+
+
+def _rule_counts(rule_id: str, result: dict[str, Any] | None, policy, reason: str | None) -> dict[str, Any]:
     rule = policy.rule(rule_id)
     entry = {
         "rule": rule_id,
@@ -363,20 +401,30 @@ def write_run_report(
     results: dict[str, dict | None],
     root: Path | None = None,
     reasons: dict[str, str | None] | None = None,
+    checks: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[Path, list[str]]:
     """Write one run's report and refresh ``latest``; returns its path and the failed rules.
 
     ``reasons``: why a rule whose result is missing failed (a configuration error's message).
+    ``checks``: per rule, what the checks before and after it returned (``before``, ``after``):
+    their Great Expectations results are written to ``validation/`` and rendered as Data Docs in
+    ``data_docs/`` next to the report, which links them.
     """
     policy = load_policy()
     root = root or reports_dir()
     reasons = reasons or {}
+    checks = checks or {}
     selected = run.get("rules") or list(results)
     rules = [
-        rule_entry(rule_id, results.get(rule_id), policy, reasons.get(rule_id))
+        rule_entry(rule_id, results.get(rule_id), policy, reasons.get(rule_id), checks.get(rule_id))
         for rule_id in results
         if rule_id in selected
     ]
+    folder = root / _safe(dag_id) / _safe(run["run_id"])
+    docs = write_checks(folder, run["run_id"], {r: c for r, c in checks.items() if r in selected})
+    for rule in rules:
+        if docs and any((checks.get(rule["rule"]) or {}).values()):
+            rule["data_docs"] = docs.relative_to(root).as_posix()
     failed = [r["rule"] for r in rules if r["status"] == "failed"]
     dry_run = bool(run["dry_run"])
     found = verdict(rules, dry_run=dry_run, first_armed_run=bool(run.get("first_armed_run")))
@@ -392,10 +440,26 @@ def write_run_report(
         "rules": rules,
         "verdict": {"text": found.text, "level": found.level},
     }
-    folder = root / _safe(dag_id) / _safe(run["run_id"])
+    if docs:
+        report["data_docs"] = docs.relative_to(root).as_posix()
     _write(folder, report)
     refresh_latest(root)
     return folder / "report.json", failed
+
+
+def write_checks(folder: Path, run_id: str, checks: dict[str, dict[str, Any]]) -> Path | None:
+    """The checks' results as JSON (``validation/<rule>.<before|after>.json``) and as Data Docs
+    (``data_docs/index.html``, returned); None when no check ran."""
+    found = [(c["suite"], c) for per_rule in checks.values() for c in per_rule.values() if c and c.get("result")]
+    if not found:
+        return None
+    target = folder / "validation"
+    target.mkdir(parents=True, exist_ok=True)
+    for suite, checked in found:
+        (target / f"{_safe(suite)}.json").write_text(json.dumps(checked, indent=2, sort_keys=True, default=str))
+    from lethe.validation.gx import build_data_docs  # Great Expectations: imported by the report task only
+
+    return build_data_docs([(suite, checked["result"]) for suite, checked in found], folder / "data_docs", run_id)
 
 
 def _write(folder: Path, report: dict[str, Any]) -> None:
@@ -533,6 +597,19 @@ def details(rule: dict[str, Any], dry_run: bool) -> list[tuple[str, str]]:
     """The rule's other counts and names in words (label, value); no Python reprs."""
     unit = _unit(rule)
     found: list[tuple[str, str]] = []
+    checks = rule.get("checks") or {}
+    if checks.get("before") or checks.get("after"):
+        found.append(
+            (
+                "checks before / after",
+                f"{VERDICTS.get(checks.get('before'), checks.get('before') or 'did not run')} / "
+                f"{VERDICTS.get(checks.get('after'), checks.get('after') or 'did not run')}",
+            )
+        )
+    for reason, n in sorted((checks.get("quarantine") or {}).items()):
+        keys = (checks.get("samples") or {}).get(reason) or []
+        shown = f" (subject keys: {', '.join(keys)}{', ...' if n > len(keys) else ''})" if keys else ""
+        found.append((f"quarantined: {REASONS.get(reason, reason.replace('_', ' '))}", f"{n}{shown}"))
     if _num(rule.get("due")):
         found.append(("due", f"{counted(rule['due'], unit)} (eligible, exempt or waiting)"))
     related = rule.get("related") or {}
@@ -609,6 +686,7 @@ def _section(
                 "outcome": outcome(r, dry),
                 "level": row_level(r, dry),
                 "details": details(r, dry),
+                "data_docs": r.get("data_docs"),
             }
         )
     levels = {row["level"] for row in rows}
@@ -673,6 +751,8 @@ def page(report: dict[str, Any]) -> dict[str, Any]:
         "verdict": found,
         "sections": sections,
         "first_armed_label": FIRST_ARMED_LABEL if first else "",
+        # Links are relative to the reports folder: a run's page is two levels down, latest one.
+        "root": "../../" if "dag_id" in report else "../",
     }
 
 

@@ -122,6 +122,100 @@ def scan_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
     return result.to_dict()
 
 
+def _run_checks(suite) -> Any:
+    """Run a suite with Great Expectations (imported here, in the task), then let its engine go."""
+    from lethe.validation.gx import run_suite
+
+    try:
+        return run_suite(suite)
+    finally:
+        engine = getattr(suite.data, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+
+def validate_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
+    """The checks before a rule acts; what they found, in counts and subject keys.
+
+    Rows that fail a check are quarantined: the rule's enforcement leaves them alone and the
+    report names them by reason and subject key. When more than the configured share of a table
+    fails, or a check cannot run, :class:`QuarantineTooLarge` stops the rule before anything
+    changes; its ``validation`` attribute carries what the checks found, for the report.
+    """
+    from lethe.errors import QuarantineTooLarge
+    from lethe.validation import SqlData, judge
+
+    action = action_for(ctx, rule_id)
+    action.check()
+    suite = action.before_suite()
+    outcome = _run_checks(suite)
+    tables = dict(suite.tables)
+    if isinstance(suite.data, SqlData) and outcome.row_count is not None:
+        tables.setdefault(suite.data.table, outcome.row_count)
+    validated = {
+        "suite": suite.name,
+        "success": outcome.success,
+        "checks": [check.to_dict() for check in outcome.checks],
+        "tables": tables,
+        "result": outcome.result,
+    }
+    try:
+        reasons = judge(outcome, tables, ctx.policy.validation.max_quarantine_share, rule_id=rule_id)
+    except QuarantineTooLarge as exc:
+        validated.update(verdict="stopped", reasons=_reasons(outcome), samples={}, message=str(exc))
+        ctx.audit.append([action.audit_entry("validation_stopped", "-", 0, _audited(validated))])
+        log.error("%s checks before: STOPPED - %s", rule_id, exc)
+        exc.validation = validated
+        raise
+    validated.update(
+        verdict="quarantined" if reasons else "passed",
+        reasons=reasons,
+        samples=action.quarantine_samples(reasons),
+    )
+    # The verdict and quarantine counts reach the audit trail in the rule's summary entry.
+    log.info(
+        "%s checks before (%s, %d expectations): %s%s",
+        rule_id,
+        suite.name,
+        len(outcome.checks),
+        validated["verdict"],
+        "".join(f", {n} {reason}" for reason, n in sorted(reasons.items())),
+    )
+    return validated
+
+
+def _reasons(outcome) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for check in outcome.checks:
+        if check.reason and check.unexpected:
+            found[check.reason] = found.get(check.reason, 0) + check.unexpected
+    return found
+
+
+def _audited(validated: dict[str, Any]) -> dict[str, Any]:
+    """What the audit trail keeps of a check: the verdict and counts, not GX's whole result."""
+    return {"suite": validated["suite"], "verdict": validated["verdict"], "quarantine": validated["reasons"]}
+
+
+def check_after(ctx: RunContext, rule_id: str) -> dict[str, Any]:
+    """The check after a rule: no record eligible at the as-of remains (exempt and quarantined
+    records apart). Returns the verdict, the count remaining and GX's result."""
+    action = action_for(ctx, rule_id)
+    suite = action.after_suite()
+    outcome = _run_checks(suite)
+    remaining = sum(check.unexpected or 0 for check in outcome.checks)
+    verdict = "passed" if outcome.success else "failed"
+    log.info("%s check after (%s): %s, %d eligible record(s) remain", rule_id, suite.name, verdict, remaining)
+    return {
+        "suite": suite.name,
+        "success": outcome.success,
+        "verdict": verdict,
+        "remaining": remaining,
+        "checks": [check.to_dict() for check in outcome.checks],
+        "result": outcome.result,
+    }
+
+
 def work_items(ctx: RunContext, rule_id: str) -> list[dict[str, Any]]:
     """The items a mapped rule acts on (empty for unmapped rules)."""
     action = action_for(ctx, rule_id)
@@ -165,23 +259,39 @@ def enforce_rule(
     return result.to_dict()
 
 
-def summarise_rule(ctx: RunContext, rule_id: str, enforced: dict[str, Any]) -> dict[str, Any]:
-    """Count what is still eligible after enforcement: must be zero unless this was a dry run."""
+def with_validation(result: dict[str, Any], validated: dict[str, Any] | None) -> dict[str, Any]:
+    """The rule's result with what the checks before it found (quarantine counts, verdict)."""
+    if validated:
+        result = {**result, "quarantine": validated.get("reasons") or {}, "before": validated.get("verdict")}
+    return result
+
+
+def summarise_rule(
+    ctx: RunContext, rule_id: str, enforced: dict[str, Any], checked: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Count what is still eligible after enforcement: must be zero unless this was a dry run.
+
+    ``checked``: the check after the rule (:func:`check_after`), whose count is taken as the
+    count remaining; without it the action counts.
+    """
     action = action_for(ctx, rule_id)
     result = RuleResult.from_dict(enforced)
-    result.remaining_after = action.verify()
+    result.remaining_after = checked["remaining"] if checked else action.verify()
+    if checked:
+        result.after = checked["verdict"]
     if result.remaining_after and not ctx.dry_run:
         result.status = "incomplete"
         log.error("%s: %d eligible record(s) remain after enforcement", rule_id, result.remaining_after)
     log.info(
         "%s summary: eligible %d, deleted %d, anonymised %d, exempt (hold %d, restriction %d), "
-        "overdue before %d, remaining after %d",
+        "quarantined %d, overdue before %d, remaining after %d",
         rule_id,
         result.eligible,
         result.deleted,
         result.anonymised,
         result.exempt_hold,
         result.exempt_restriction,
+        result.quarantined,
         result.overdue_before,
         result.remaining_after,
     )
@@ -189,12 +299,16 @@ def summarise_rule(ctx: RunContext, rule_id: str, enforced: dict[str, Any]) -> d
 
 
 def run_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
-    """scan, enforce, summarise in one call, as the DAG does (tests and the CLI)."""
+    """scan, check, enforce, summarise and check again in one call, as the DAG does (tests and
+    the CLI). The result carries both checks' verdicts; a policy still broken after a real run
+    shows as ``status: incomplete`` (the DAG's summarise task fails on it)."""
     scanned = scan_rule(ctx, rule_id)  # checks the names once; the steps below reuse the check
+    validated = validate_rule(ctx, rule_id)
+    scanned = with_validation(scanned, validated)
     action = action_for(ctx, rule_id)
     if action.mapped:
         items = [action.enforce_item(item) for item in action.work_items()]
         enforced = combine_items(ctx, rule_id, scanned, items)
     else:
         enforced = enforce_rule(ctx, rule_id, scanned, checked=True)
-    return summarise_rule(ctx, rule_id, enforced)
+    return summarise_rule(ctx, rule_id, with_validation(enforced, validated), check_after(ctx, rule_id))

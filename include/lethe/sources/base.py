@@ -19,6 +19,7 @@ from lethe.errors import ConfigError
 from lethe.exemptions import Exemptions, load_exemptions
 from lethe.sources import registry
 from lethe.sources.registry import register_action as register
+from lethe.validation import Suite
 
 log = logging.getLogger("lethe")
 
@@ -64,6 +65,11 @@ class RuleResult:
     exempt_restriction: int = 0
     overdue_before: int = 0
     remaining_after: int | None = None
+    # Rows the checks before the rule kept out of the run (by reason), and the checks' verdicts.
+    quarantined: int = 0
+    quarantine: dict[str, int] = field(default_factory=dict)
+    before: str | None = None
+    after: str | None = None
     batches: int = 0
     related: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -139,6 +145,9 @@ class RuleAction(ABC):
         "exempt_hold",
         "exempt_restriction",
         "overdue_before",
+        "quarantined",
+        "quarantine",
+        "before",
         "batches",
         "related",
     )
@@ -191,6 +200,18 @@ class RuleAction(ABC):
     @abstractmethod
     def verify(self) -> int:
         """How many eligible records remain."""
+
+    def before_suite(self) -> Suite:
+        """The checks before the rule acts, from the inventory (:mod:`lethe.validation`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no checks before it acts")
+
+    def after_suite(self) -> Suite:
+        """The check after the rule: nothing eligible remains apart from exempt and quarantined."""
+        raise NotImplementedError(f"{type(self).__name__} has no check after it acts")
+
+    def quarantine_samples(self, reasons: dict[str, int]) -> dict[str, list[str]]:
+        """For each failing reason, the subject keys (audit HMACs) of a few of its rows."""
+        return {}
 
     def open_rows(self) -> tuple[str, str, str, list]:
         """Rows this rule still needs kept (table, key column, link column, keys): ``wait_for``."""

@@ -27,6 +27,7 @@ import json
 import logging
 from abc import abstractmethod
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -45,7 +46,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    null,
     or_,
     select,
     true,
@@ -57,18 +57,20 @@ from lethe.audit import AuditBatch, AuditTrail
 from lethe.db import (
     TEXT_TIMESTAMP,
     bulk_insert,
+    connection_url,
     drop_temporary,
     due_by,
     greatest_sql,
     keys_in,
+    make_engine,
     normalised_email,
     timestamp_sql,
 )
-from lethe.errors import BadData
 from lethe.exemptions import Exemptions, check_exemptions, load_exemptions, record_kept
-from lethe.periods import Period
+from lethe.periods import Period, add_period
 from lethe.schema import Needs, need, reflect_tables, source_engine
 from lethe.sources.base import RuleAction, RuleResult, action_for, register
+from lethe.sources.sql import validation
 from lethe.subjects import email_key, subject_key
 
 log = logging.getLogger("lethe")
@@ -79,6 +81,28 @@ TEMPORARY_SCHEMA = {"postgresql": "pg_temp", "sqlite": "temp"}
 DRAIN_EVERY = 10
 # The decision's kinds of due keys.
 ELIGIBLE, KEPT_BY_HOLD, KEPT_BY_RESTRICTION = 0, 1, 2
+# An address Lethe can match holds against, once normalised (lower case, no spaces).
+EMAIL_SHAPE = r"^[^@ ]+@[^@ ]+[.][^@ ]+$"
+
+
+def later_than(value: ColumnElement, limit) -> ColumnElement:
+    """``value > limit``, false (not unknown) when ``value`` is NULL."""
+    return and_(value.is_not(None), value > limit)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One check before a rule: rows meeting ``condition`` are quarantined (kept, reported).
+
+    ``expectation``: the Great Expectations class that checks it on the table (None: a query of
+    the rows, ``ExpectNoRowsOfQuery``); ``column`` what it looks at; ``fix`` what to correct.
+    """
+
+    name: str
+    expectation: str | None
+    column: str
+    condition: ColumnElement
+    fix: str
 
 
 class SqlRule(RuleAction):
@@ -98,6 +122,21 @@ class SqlRule(RuleAction):
     @property
     def engine(self):
         return source_engine(self.connection, self.source)
+
+    @property
+    def reading_engine(self):
+        """A fresh engine on the source that only reads (the checks'; the caller disposes of it)."""
+        url = (self.ctx.url_for or connection_url)(self.source.connection_id)
+        return source_engine(make_engine(url, writes=False), self.source)
+
+    def before_suite(self):
+        return validation.before_suite(self)
+
+    def after_suite(self):
+        return validation.after_suite(self)
+
+    def quarantine_samples(self, reasons: dict[str, int]) -> dict[str, list[str]]:
+        return validation.quarantine_samples(self, reasons)
 
     def needs(self) -> Needs:
         """Exactly the tables and columns this rule reads or writes in its source."""
@@ -141,45 +180,6 @@ class SqlRule(RuleAction):
             check_exemptions(self.ctx.inventory, self.ctx.engine_for, user=self.user)
         for wait in self.rule.wait_for:
             action_for(self.ctx, wait.rule).check()
-        self._check_dates()
-
-    def _check_dates(self) -> None:
-        """Refuse to run on a trigger date that is not a date.
-
-        SQLite stores any text in any column; on PostgreSQL and MariaDB a text column may hold
-        anything too. Such a row could never be judged (or, on MariaDB, would be read wrongly):
-        the error names the table, column and rows, and nothing is changed. Typed date and
-        timestamp columns on PostgreSQL and MariaDB are checked by the database itself.
-        """
-        columns = [(self.rule.table, part.column) for part in self.rule.trigger.latest_of if part.column]
-        columns += [
-            (p.newest_related.table, p.newest_related.column) for p in self.rule.trigger.latest_of if p.newest_related
-        ]
-        if self.rule.trigger.fallback:
-            columns.append((self.rule.table, self.rule.trigger.fallback))
-        sqlite = self.engine.dialect.name == "sqlite"
-        for table_name, column_name in columns:
-            t = self.t(table_name)
-            key = t.c[self.source.tables[table_name].primary_key]
-            column = t.c[column_name]
-            if sqlite:
-                not_a_date = timestamp_sql(column).is_(None)
-            elif isinstance(column.type, String):
-                not_a_date = ~column.regexp_match(TEXT_TIMESTAMP)
-            else:
-                continue
-            with self.engine.connect() as conn:
-                bad = (
-                    conn.execute(select(key).where(column.is_not(None), not_a_date).order_by(key).limit(5))
-                    .scalars()
-                    .all()
-                )
-            if bad:
-                raise BadData(
-                    f"{self.policy_rule.id}: {table_name}.{column_name} holds values that are not "
-                    f"dates in rows with {key.name} {', '.join(map(str, bad))}"
-                    f"{' and more' if len(bad) == 5 else ''}. Nothing was changed."
-                )
 
     def t(self, name: str) -> Table:
         if self._tables is None:
@@ -196,11 +196,12 @@ class SqlRule(RuleAction):
 
     # ------------------------------------------------------------------ query parts
 
-    def joined(self) -> tuple[Any, dict[int, ColumnElement], Table | None]:
+    def joined(self) -> tuple[Any, dict, Table | None]:
         """The rule's table with what its trigger and scope read, joined once (whole-table form).
 
         Returns the FROM clause, the newest related timestamp per ``latest_of`` part (one grouped
-        subquery each) and the company table when the customer link is joined (else None).
+        subquery each; under ``(index, "bad")`` whether any of those rows holds a value that is
+        not a date) and the company table when the customer link is joined (else None).
         """
         source = self.table
         newest: dict[int, ColumnElement] = {}
@@ -208,16 +209,18 @@ class SqlRule(RuleAction):
             if part.newest_related:
                 rel = part.newest_related
                 child = self.t(rel.table)
-                per_key = (
-                    select(
-                        child.c[rel.foreign_key].label("key"),
-                        func.max(timestamp_sql(child.c[rel.column])).label("newest"),
-                    )
-                    .group_by(child.c[rel.foreign_key])
-                    .subquery(f"newest_{index}")
-                )
+                columns = [
+                    child.c[rel.foreign_key].label("key"),
+                    func.max(timestamp_sql(child.c[rel.column])).label("newest"),
+                ]
+                bad = self.unparseable(child.c[rel.column])
+                if bad is not None:
+                    columns.append(func.max(case((bad, 1), else_=0)).label("bad"))
+                per_key = select(*columns).group_by(child.c[rel.foreign_key]).subquery(f"newest_{index}")
                 source = source.outerjoin(per_key, per_key.c.key == self.pk)
                 newest[index] = per_key.c.newest
+                if bad is not None:
+                    newest[(index, "bad")] = per_key.c.bad
         company = None
         if self.uses_customer_link:
             link = self.spec.customer
@@ -333,26 +336,32 @@ class SqlRule(RuleAction):
         return and_(self.scope(company), self.pending(), due_by(trigger, period, self.ctx.as_of))
 
     def eligible(self, exemptions: Exemptions | None = None) -> ColumnElement:
-        """Correlated form (a batch's keys): due, not exempt, not waiting."""
+        """Correlated form (a batch's keys): due, not quarantined, not exempt, not waiting."""
         exemptions = exemptions or self.exemptions
-        return and_(self.due(self.policy_rule.period), ~self.exempt(exemptions.any), ~self.waiting())
+        return and_(
+            self.due(self.policy_rule.period), ~self.quarantined(), ~self.exempt(exemptions.any), ~self.waiting()
+        )
 
-    def whole_table(self) -> tuple[Any, ColumnElement, ColumnElement, Table | None]:
-        """Whole-table form: (FROM clause, trigger, rows in scope and pending, company)."""
+    def whole_table(self) -> tuple[Any, ColumnElement, ColumnElement, ColumnElement]:
+        """Whole-table form: (FROM clause, trigger, rows in scope and pending, rows quarantined)."""
         source, newest, company = self.joined()
         trigger = self.trigger(newest, company)
-        return source, trigger, and_(self.scope(company), self.pending()), company
+        return source, trigger, and_(self.scope(company), self.pending()), self.quarantined(newest, company)
 
-    def eligible_rows(self, *columns) -> Any:
-        """``SELECT columns`` of every eligible row, deciding over the whole table at once."""
-        source, trigger, covered, _company = self.whole_table()
+    def eligible_rows(self, *columns, exempt: ColumnElement | None = None) -> Any:
+        """``SELECT columns`` of every eligible row, deciding over the whole table at once.
+
+        ``exempt``: which rows the holds keep (default: the subject's address is held now).
+        """
+        source, trigger, covered, quarantined = self.whole_table()
         return (
             select(*columns)
             .select_from(source)
             .where(
                 covered,
                 due_by(trigger, self.policy_rule.period, self.ctx.as_of),
-                ~self.exempt(self.exemptions.any),
+                ~quarantined,
+                ~(self.exempt(self.exemptions.any) if exempt is None else exempt),
                 ~self.waiting(),
             )
         )
@@ -361,14 +370,160 @@ class SqlRule(RuleAction):
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(self.table).where(condition)).scalar_one())
 
+    # ------------------------------------------------------------------ data that cannot be judged
+
+    def unparseable(self, column) -> ColumnElement | None:
+        """Rows whose ``column`` holds something that is not a date; None when its type says it is.
+
+        SQLite stores any text in any column, and a text column elsewhere may hold anything: such
+        a value would read as no date at all (or, cast, stop the query), and the row be judged by
+        its other dates. Typed date and timestamp columns on PostgreSQL and MariaDB need no check.
+        """
+        if self.engine.dialect.name == "sqlite":
+            return and_(column.is_not(None), timestamp_sql(column).is_(None))
+        if isinstance(column.type, String):
+            not_text_date = ~column.regexp_match(TEXT_TIMESTAMP)
+            if self.engine.dialect.name == "mysql":  # MariaDB reads 2026-02-30 as NULL, not an error
+                not_text_date = or_(not_text_date, timestamp_sql(column).is_(None))
+            return and_(column.is_not(None), not_text_date)
+        return None
+
+    @property
+    def future_limit(self):
+        """Trigger dates after this are bad data (``validation.future_tolerance`` past the as-of)."""
+        return bindparam(None, add_period(self.ctx.as_of, self.ctx.policy.validation.future_tolerance), type_=DateTime)
+
+    def quarantine_reasons(self, newest: dict | None = None, company: Table | None = None) -> list[Reason]:
+        """Why a row of the rule's table cannot be judged: one :class:`Reason` per check.
+
+        Built from the inventory: the key, the trigger's dates, the subject's address and the
+        customer link. With ``newest`` and ``company`` (:meth:`joined`) the conditions read the
+        joined columns (whole-table form); without, correlated subqueries (a batch's keys, and
+        the checks' own queries, which the database answers as semi-joins).
+        """
+        table, pk, name = self.table, self.pk, self.rule.table
+        reasons = [
+            Reason(
+                "key_missing",
+                "ExpectColumnValuesToNotBeNull",
+                pk.name,
+                pk.is_(None),
+                f"give every {name} row a {pk.name}",
+            ),
+        ]
+        twin = table.alias("twin")  # its own FROM: never correlated with the outer row
+        twins = select(twin.c[pk.name]).group_by(twin.c[pk.name]).having(func.count() > 1)
+        reasons.append(
+            Reason(
+                "key_duplicate",
+                "ExpectColumnValuesToBeUnique",
+                pk.name,
+                and_(pk.is_not(None), pk.in_(twins)),
+                f"make {name}.{pk.name} unique",
+            )
+        )
+        own = [part.column for part in self.rule.trigger.latest_of if part.column]
+        own += [self.rule.trigger.fallback] if self.rule.trigger.fallback else []
+        for column_name in own:
+            column = table.c[column_name]
+            bad = self.unparseable(column)
+            if bad is not None:
+                reasons.append(
+                    Reason("trigger_unparseable", None, column_name, bad, f"store dates in {name}.{column_name}")
+                )
+            reasons.append(
+                Reason(
+                    "trigger_in_future",
+                    None,
+                    column_name,
+                    later_than(timestamp_sql(column), self.future_limit),
+                    f"correct the future dates in {name}.{column_name}",
+                )
+            )
+        for index, part in enumerate(self.rule.trigger.latest_of):
+            if not part.newest_related:
+                continue
+            rel = part.newest_related
+            child = self.t(rel.table)
+            where = f"{rel.table}.{rel.column}"
+            bad = self.unparseable(child.c[rel.column])
+            if bad is not None:
+                condition = (
+                    later_than(newest[(index, "bad")], 0)
+                    if newest is not None
+                    else exists().where(child.c[rel.foreign_key] == pk, bad)
+                )
+                reasons.append(Reason("trigger_unparseable", None, where, condition, f"store dates in {where}"))
+            condition = (
+                later_than(newest[index], self.future_limit)
+                if newest is not None
+                else exists().where(
+                    child.c[rel.foreign_key] == pk, later_than(timestamp_sql(child.c[rel.column]), self.future_limit)
+                )
+            )
+            reasons.append(Reason("trigger_in_future", None, where, condition, f"correct the future dates in {where}"))
+        if self.rule.trigger.if_missing == "quarantine":
+            reasons.append(
+                Reason(
+                    "trigger_missing",
+                    None,
+                    "trigger",
+                    self.trigger(newest, company).is_(None),
+                    f"give every {name} row a date to count from ({', '.join(own) or 'its trigger'})",
+                )
+            )
+        subject = self.subject_column()
+        if subject is not None and self.spec.subject.kind == "email":
+            reasons.append(
+                Reason(
+                    "address_unnormalisable",
+                    None,
+                    subject.name,
+                    # Blank is no address (nothing to match a hold against), not a wrong one.
+                    and_(
+                        subject.is_not(None),
+                        normalised_email(subject) != "",
+                        ~normalised_email(subject).regexp_match(EMAIL_SHAPE),
+                    ),
+                    f"correct or empty the addresses in {name}.{subject.name} that are not e-mail addresses",
+                )
+            )
+        if self.uses_customer_link:
+            link = self.spec.customer
+            foreign = table.c[link.foreign_key]
+            if company is not None:
+                gone = and_(foreign.is_not(None), company.c[link.primary_key].is_(None))
+            else:
+                related = self.t(link.table)
+                gone = and_(foreign.is_not(None), ~exists().where(related.c[link.primary_key] == foreign))
+            reasons.append(
+                Reason(
+                    "company_missing",
+                    None,
+                    link.foreign_key,
+                    gone,
+                    f"{name}.{link.foreign_key} names {link.table} rows that do not exist: restore them or relink",
+                )
+            )
+        return reasons
+
+    def quarantined(self, newest: dict | None = None, company: Table | None = None) -> ColumnElement:
+        """Rows kept out of this run: any check fails (see :meth:`quarantine_reasons`).
+
+        Every condition is true or false, never unknown: ``NOT quarantined`` must keep a row
+        whose dates are simply absent (no interactions) in the run.
+        """
+        return or_(*(reason.condition for reason in self.quarantine_reasons(newest, company)))
+
     # ------------------------------------------------------------------ the interface
 
     def scan(self) -> RuleResult:
         """Every count in one pass over the table (each row's trigger computed once)."""
         result = self.new_result()
-        source, trigger, covered, _company = self.whole_table()
+        source, trigger, covered, quarantined = self.whole_table()
         as_of = self.ctx.as_of
-        due = due_by(trigger, self.policy_rule.period, as_of)
+        judged = ~quarantined
+        due = and_(judged, due_by(trigger, self.policy_rule.period, as_of))
         held, restricted = self.exemptions.held, self.exemptions.restricted - self.exemptions.held
         exempt = self.exempt(self.exemptions.any)
         waiting = self.waiting() if self.rule.wait_for else false()
@@ -383,7 +538,8 @@ class SqlRule(RuleAction):
                 number(and_(due, self.exempt(held))).label("exempt_hold"),
                 number(and_(due, self.exempt(restricted))).label("exempt_restriction"),
                 number(and_(due, ~exempt, waiting)).label("waiting"),
-                number(and_(due_by(trigger, self.policy_rule.overdue_period, as_of), ~exempt)).label("overdue"),
+                number(and_(judged, due_by(trigger, self.policy_rule.overdue_period, as_of), ~exempt)).label("overdue"),
+                number(quarantined).label("quarantined"),
             )
             .select_from(source)
             .where(covered)
@@ -394,6 +550,7 @@ class SqlRule(RuleAction):
         result.due, result.eligible = int(row.due), int(row.eligible)
         result.exempt_hold, result.exempt_restriction = int(row.exempt_hold), int(row.exempt_restriction)
         result.overdue_before = int(row.overdue)
+        result.quarantined = int(row.quarantined)
         if self.rule.wait_for:
             result.extra["waiting"] = int(row.waiting)
             if result.extra["waiting"]:
@@ -425,7 +582,7 @@ class SqlRule(RuleAction):
 
     def decision(self, keys: Table):
         """The run's one decision, over the whole table at once, into ``keys``."""
-        source, trigger, covered, _company = self.whole_table()
+        source, trigger, covered, quarantined = self.whole_table()
         held, restricted = self.exemptions.held, self.exemptions.restricted - self.exemptions.held
         kind = case((self.exempt(held), KEPT_BY_HOLD), (self.exempt(restricted), KEPT_BY_RESTRICTION), else_=ELIGIBLE)
         subject = self.subject_column()
@@ -436,6 +593,7 @@ class SqlRule(RuleAction):
             .select_from(source)
             .where(
                 covered,
+                ~quarantined,
                 due_by(trigger, self.policy_rule.period, self.ctx.as_of),
                 or_(self.exempt(self.exemptions.any), ~self.waiting()),
             )
@@ -700,9 +858,13 @@ class SqlAnonymise(SqlRule):
         }
 
     def pending(self) -> ColumnElement:
+        # "IS DISTINCT FROM the anonymised value", spelt out (SQLite's IS NOT would not render
+        # its value inline, as the checks' queries need).
         return or_(
             *[
-                self.table.c[column].is_distinct_from(literal(value) if value is not None else null())
+                self.table.c[column].is_not(None)
+                if value is None
+                else or_(self.table.c[column].is_(None), self.table.c[column] != literal(value))
                 for column, value in self._targets(self.rule.table).items()
             ]
         )

@@ -88,10 +88,16 @@ class TriggerPart(Strict):
 
 
 class Trigger(Strict):
-    """The trigger is the latest of its parts; when all are empty, ``fallback`` (a column)."""
+    """The trigger is the latest of its parts; when all are empty, ``fallback`` (a column).
+
+    ``if_missing``: what a row in the rule's scope without any trigger date means. ``quarantine``
+    (the default): bad data, kept out of enforcement and reported, never silently skipped.
+    ``not_due``: the event has not happened yet (a subscriber who has not unsubscribed).
+    """
 
     latest_of: list[TriggerPart] = Field(min_length=1)
     fallback: str | None = None
+    if_missing: Literal["quarantine", "not_due"] = "quarantine"
     _f = field_validator("fallback")(lambda cls, v: v if v is None else identifier(v))
 
 

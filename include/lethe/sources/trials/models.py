@@ -28,6 +28,8 @@ class TrialCatalog(Strict):
     primary_key: str = "id"
     database_name: str
     trial_ends_at: str
+    # When named, the checks before T1 quarantine a sign-up whose trial ends before it started.
+    trial_started_at: str | None = None
     subscribed_at: str
     contact: CatalogContact
     _c = field_validator(
@@ -37,6 +39,7 @@ class TrialCatalog(Strict):
         "trial_ends_at",
         "subscribed_at",
     )(lambda cls, v: identifier(v))
+    _s = field_validator("trial_started_at")(lambda cls, v: v if v is None else identifier(v))
 
 
 class TrialRule(Strict):
