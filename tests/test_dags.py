@@ -60,7 +60,7 @@ def test_every_dag_imports_and_follows_the_conventions(airflow_env):
                 f"{dag_id}.{task_id}"
             )
     crm_tasks = set(found["dags"]["lethe_crm_retention"]["tasks"])
-    assert {"resolve_run", "C1.scan", "C1.enforce", "C1.summarise", "K1.scan", "report"} <= crm_tasks
+    assert {"resolve_run", "C1.scan", "C1.validate", "C1.enforce", "C1.summarise", "K1.scan", "report"} <= crm_tasks
 
 
 def test_a_broken_policy_is_an_import_error_not_a_run(airflow_env, tmp_path):
@@ -252,6 +252,42 @@ def test_a_failed_rule_fails_fast_and_the_report_says_why(demo, tmp_path):
     assert w1["status"] == "failed"
     assert w1["error"].startswith("rule W1: inventory source 'marketing' does not match")
     assert "column web_events.cookie_stored_at does not exist" in w1["error"]
+
+
+def test_the_checks_stop_a_rule_on_bad_data_and_catch_a_run_that_left_data(demo):
+    """W2: a third of the consent dates are not dates, far over the share: its validate task fails
+    at once and nothing of W2 changes. W1: a trigger in the database silently ignores deletes, so
+    enforcement "deletes" rows that stay: the check after fails W1's summarise task. N1 is kept."""
+    from sqlalchemy import text
+
+    marketing = make_engine(demo["urls"]["marketing"])
+    with marketing.begin() as conn:
+        conn.execute(text("UPDATE cookie_consents SET consented_at = 'last year' WHERE id % 3 = 0"))
+        conn.execute(text("CREATE TRIGGER keep_events BEFORE DELETE ON web_events BEGIN SELECT RAISE(IGNORE); END"))
+
+    def consents():
+        with marketing.connect() as conn:
+            return conn.execute(text("SELECT id, CAST(consented_at AS TEXT) FROM cookie_consents ORDER BY id")).all()
+
+    consents_before = consents()
+    result, output = run_runner(
+        demo["env"], "test", "lethe_marketing_retention", demo["as_of"].isoformat(), json.dumps({"as_of": "2026-11-26"})
+    )
+    assert result["state"].endswith("failed")
+    assert result["tasks"]["W2.validate"].endswith("failed") and result["tries"]["W2.validate"] == 1
+    assert result["tasks"]["W2.enforce"].endswith("upstream_failed")
+    assert result["tasks"]["W1.validate"].endswith("success") and result["tasks"]["W1.summarise"].endswith("failed")
+    assert result["tasks"]["N1.summarise"].endswith("success")
+    assert consents() == consents_before
+    report_file = next((demo["reports"] / "lethe_marketing_retention").glob("*/report.json"))
+    by_rule = {r["rule"]: r for r in json.loads(report_file.read_text())["rules"]}
+    assert by_rule["W2"]["status"] == "failed" and by_rule["W2"]["checks"]["before"] == "stopped"
+    assert "rows of cookie_consents" in by_rule["W2"]["error"] and "trigger_unparseable" in by_rule["W2"]["error"]
+    assert by_rule["W1"]["checks"]["after"] == "failed" and by_rule["W1"]["remaining_after"] > 0
+    assert by_rule["N1"]["checks"] == {**by_rule["N1"]["checks"], "before": "passed", "after": "passed"}
+    assert (report_file.parent / "data_docs" / "index.html").exists()
+    assert (report_file.parent / "validation" / "W1.after.json").exists()
+    assert "W2 checks before: STOPPED" in output and "W1 check after (W1.after): failed" in output
 
 
 def test_until_a_source_is_armed_every_run_is_a_dry_run(demo):

@@ -88,6 +88,13 @@ REASONS = {
     "address_unnormalisable": "address not an e-mail address",
     "company_missing": "company missing",
     "parent_missing": "dependent rows whose parent is missing",
+    "name_refused": "database name refused",
+    "trial_dates_inverted": "trial ends before it starts",
+    "database_duplicated": "database named by more than one sign-up",
+    "contact_missing": "sign-up contact missing",
+    "date_unparseable": "file date not a date",
+    "date_in_future": "file date in the future",
+    "gzip_corrupt": "gzip file damaged",
 }
 
 # Extra result keys in words; any other key is shown with its underscores as spaces.
