@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from lethe.audit import audit_table
+from lethe.config import load_policy
 from lethe.demo.weblogs import GZIP_AFTER_DAYS, seed_weblogs
 from lethe.periods import Period, add_period
 from lethe.report import write_run_report
@@ -537,7 +538,7 @@ def test_crash_after_delete_before_record_is_recovered(estate, folder, monkeypat
 
 
 @pytest.mark.parametrize("damage", ["not gzip", "cut short"])
-def test_a_damaged_gzip_file_fails_loudly_and_is_left_as_it_is(estate, folder, damage):
+def test_a_damaged_gzip_file_is_quarantined_and_fails_loudly_if_forced(estate, folder, damage):
     day = date(2026, 8, 1)
     bad = write_log(folder, day, day_log(day, ["83.149.9.216"] * 200), gz=True)
     bad.write_bytes(b"83.149.9.216 plain text\n" if damage == "not gzip" else bad.read_bytes()[:-40])
@@ -545,18 +546,20 @@ def test_a_damaged_gzip_file_fails_loudly_and_is_left_as_it_is(estate, folder, d
     good = write_log(folder, date(2026, 8, 2), day_log(date(2026, 8, 2), ["83.149.9.216"]), gz=True)
     ctx = context(estate, folder)
     scanned = scan_rule(ctx, "L1")
-    assert [i["name"] for i in work_items(ctx, "L1")] == [bad.name, good.name]
+    # The checks before L1 quarantine it (tests/test_weblogs_validation.py): not a work item.
+    assert scanned["quarantined"] == 1 and scanned["quarantine"] == {"gzip_corrupt": 1}
+    assert [i["name"] for i in work_items(ctx, "L1")] == [good.name]
     with pytest.raises((OSError, EOFError)):
         enforce_item(ctx, "L1", {"name": bad.name})
     assert bad.read_bytes() == content
     assert not list(folder.glob(f"*{TEMP_SUFFIX}"))
     assert file_records(estate, "ip_truncate_intent") == []
-    # The other files go on; the rule reports the one left over as incomplete.
+    # The other files go on; the quarantined one is reported, not counted as remaining.
     done = enforce_item(ctx, "L1", {"name": good.name})
     assert done["outcome"] == "anonymised"
     summary = summarise_rule(ctx, "L1", combine_items(ctx, "L1", scanned, [done]))
-    assert summary["anonymised"] == 1 and summary["remaining_after"] == 1
-    assert summary["status"] == "incomplete"
+    assert summary["anonymised"] == 1 and summary["remaining_after"] == 0 and summary["quarantined"] == 1
+    assert summary["status"] == "ok"
 
 
 def test_left_over_temporary_files_are_removed_after_a_real_run(estate, folder):
@@ -587,10 +590,16 @@ def test_names_not_matching_the_pattern_are_never_touched(estate, folder, tmp_pa
     (folder / "access.log-20240103").mkdir()
     before = snapshot(folder)
     outside_before = outside.read_bytes()
+    # The name without a real date is quarantined by the checks: here 1 of 1 file, let through.
+    policy = load_policy()
+    lenient = policy.model_copy(
+        update={"validation": policy.validation.model_copy(update={"max_quarantine_share": 1.0})}
+    )
     for dry_run in (True, False):
-        l1 = run(estate, folder, "L1", dry_run=dry_run)
-        l2 = run(estate, folder, "L2", dry_run=dry_run)
+        ctx = estate.context(AS_OF, dry_run=dry_run, policy=lenient, folder_for=lambda conn_id: str(folder))
+        l1, l2 = run_rule(ctx, "L1"), run_rule(ctx, "L2")
         assert l1["eligible"] == l2["eligible"] == 0
+        assert l1["quarantine"] == l2["quarantine"] == {"date_unparseable": 1}
     assert snapshot(folder) == before
     assert outside.read_bytes() == outside_before
     with pytest.raises(ValueError):

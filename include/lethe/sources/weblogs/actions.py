@@ -39,6 +39,10 @@ all of these are unchanged the file is known unchanged without hashing (any writ
 ctime, which cannot be set back). Deletion (L2) is recorded the same way
 (``file_delete_intent``, then ``file_deleted``).
 
+**Checks** (:mod:`lethe.sources.weblogs.validation`): before the rule, a file whose name holds
+no real date or a future one, or (L1) a gzip file it would rewrite that does not decompress to
+its end, is quarantined: not touched this run, not counted as remaining, reported by name.
+
 A **dry run** reads each due file through the masker to count what would change, writes
 nothing to the folder and records ``would_...`` entries (``dry_run`` set) that no later run
 takes for work done.
@@ -58,7 +62,7 @@ import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 from sqlalchemy import false
 
@@ -69,6 +73,7 @@ from lethe.files import CHUNK_SIZE, HashingReader, HashingWriter, atomic_rewrite
 from lethe.intent import TwoStep
 from lethe.periods import Period, add_period
 from lethe.sources.base import MappedAction, RuleResult, register
+from lethe.sources.weblogs import validation
 from lethe.sources.weblogs.models import LogFolderSource, LogRule
 from lethe.subjects import keyed_hash
 from lethe.weblogs.anonymizer import AnonymiseStats, IpMasker, anonymise_stream
@@ -115,9 +120,8 @@ def log_file(folder: Path, name: str, pattern: re.Pattern[str]) -> LogFile | Non
     if not stat.S_ISREG(mode):
         log.warning("%s: not a regular file (a symlink, a folder...): never touched", name)
         return None
-    try:
-        day = datetime.strptime(match.group("date"), "%Y%m%d")
-    except ValueError:
+    day = validation.file_date(match)
+    if day is None:
         log.warning("%s: the name holds no valid date: never touched", name)
         return None
     groups = match.groupdict()
@@ -223,6 +227,8 @@ class LogFolderRule(MappedAction):
     source_kind = "log_folder"
     source: LogFolderSource
     rule: LogRule
+    # Whether the rule reads the files' contents (then its gzip files are checked first).
+    reads_files: ClassVar[bool] = False
 
     def __init__(self, ctx, policy_rule):
         super().__init__(ctx, policy_rule)
@@ -252,6 +258,21 @@ class LogFolderRule(MappedAction):
 
     def files(self) -> list[LogFile]:
         return list_log_files(self.folder, self.pattern)
+
+    # ------------------------------------------------------------------ the checks (validation.py)
+
+    def checked(self) -> tuple[validation.Listing, list[str]]:
+        """The folder's listing, checked, and the names of the files the rule still acts on."""
+        raise NotImplementedError
+
+    def before_suite(self):
+        return validation.before_suite(self, self.checked()[0])
+
+    def after_suite(self):
+        return validation.after_suite(self, *self.checked())
+
+    def quarantine_samples(self, reasons: dict[str, int]) -> dict[str, list[str]]:
+        return validation.quarantine_samples(self, reasons)
 
     def file(self, name: str) -> LogFile | None:
         """One work item's file, looked up again (it may have gone since the listing)."""
@@ -302,7 +323,7 @@ class LogFolderRule(MappedAction):
         """The entry maker of one file, for a two-step record (:mod:`lethe.intent`)."""
         return lambda action, details: self.entry(action, name, details)
 
-    summary_fields = ("eligible", "deleted", "anonymised", "overdue_before")
+    summary_fields = ("eligible", "deleted", "anonymised", "overdue_before", "quarantined", "quarantine", "before")
 
     @staticmethod
     def _item(file: LogFile, **more: Any) -> dict[str, Any]:
@@ -314,12 +335,16 @@ class TruncateIp(LogFolderRule):
     """L1: rewrite each due log file with every client address truncated (anonip semantics)."""
 
     name = "truncate_ip"
+    reads_files = True
 
     def masker(self) -> IpMasker:
         return IpMasker(ipv4_mask=self.rule.ipv4_mask, ipv6_mask=self.rule.ipv6_mask)
 
     def _survey(self) -> dict[str, Any]:
-        """Every file due for this rule, sorted into what happens to it (reads, never writes)."""
+        """Every file due for this rule, sorted into what happens to it (reads, never writes).
+
+        The files it would rewrite are checked first: those failing a check are quarantined
+        (``listing``), neither rewritten nor counted as to do or overdue."""
         due = [f for f in self.files() if self.due(f, self.policy_rule.period)]
         records = self.records(f.name for f in due) if due else {}
         survey: dict[str, Any] = {
@@ -327,16 +352,15 @@ class TruncateIp(LogFolderRule):
             "done": [],
             "recover": [],
             "left_for_deletion": [],
-            "overdue": 0,
-            "changed": 0,
         }
+        overdue = []
         for file in due:
             try:
                 state = truncation_state(file, records.get(file.name, FileRecords.empty()))
             except FileNotFoundError:
                 continue  # deleted since the listing (L2 runs beside L1)
             if not state.anonymised and self.due(file, self.policy_rule.overdue_period):
-                survey["overdue"] += 1
+                overdue.append(file.name)
             if self.due_for_deletion(file):
                 if not state.anonymised:
                     survey["left_for_deletion"].append(file)
@@ -347,8 +371,15 @@ class TruncateIp(LogFolderRule):
                 survey["done"].append(file)
             else:
                 survey["todo"].append((file, state))
-                survey["changed"] += state.state == "changed"
+        found = survey["listing"] = validation.listing(self, [f for f, _ in survey["todo"]])
+        survey["todo"] = [(f, s) for f, s in survey["todo"] if f.name not in found.quarantine]
+        survey["overdue"] = sum(name not in found.quarantine for name in overdue)
+        survey["changed"] = sum(s.state == "changed" for _, s in survey["todo"])
         return survey
+
+    def checked(self) -> tuple[validation.Listing, list[str]]:
+        survey = self._survey()
+        return survey["listing"], [f.name for f, _ in survey["todo"]]
 
     def scan(self) -> RuleResult:
         result = self.new_result()
@@ -360,6 +391,7 @@ class TruncateIp(LogFolderRule):
             "changed_since_anonymised": survey["changed"],
             "files_left_for_deletion": len(survey["left_for_deletion"]),
         }
+        validation.report_quarantine(self, result, survey["listing"])
         return result
 
     def work_items(self) -> list[dict[str, Any]]:
@@ -544,15 +576,26 @@ class DeleteFile(LogFolderRule):
 
     name = "delete_file"
 
+    def _due(self) -> tuple[list[LogFile], validation.Listing]:
+        """The files due for deletion, quarantined ones apart, and the checked listing."""
+        found = validation.listing(self)
+        due = [f for f in self.files() if self.due(f, self.policy_rule.period) and f.name not in found.quarantine]
+        return due, found
+
     def due_files(self) -> list[LogFile]:
-        return [f for f in self.files() if self.due(f, self.policy_rule.period)]
+        return self._due()[0]
+
+    def checked(self) -> tuple[validation.Listing, list[str]]:
+        due, found = self._due()
+        return found, [f.name for f in due]
 
     def scan(self) -> RuleResult:
         result = self.new_result()
-        due = self.due_files()
+        due, found = self._due()
         result.eligible = len(due)
         result.overdue_before = sum(self.due(f, self.policy_rule.overdue_period) for f in due)
         result.extra = {"bytes_due": sum(files.size_of(f.path) for f in due)}
+        validation.report_quarantine(self, result, found)
         return result
 
     def work_items(self) -> list[dict[str, Any]]:
