@@ -206,6 +206,13 @@ class Trials:
         return run_rule(self.context(as_of, run_id=run_id, **kwargs), "T1")
 
 
+def lenient_policy():
+    """The policy with no quarantine limit: for tests where most catalog rows are off the name
+    pattern on purpose (the checks before T1 quarantine them; see test_trials_validation.py)."""
+    policy = load_policy()
+    return policy.model_copy(update={"validation": policy.validation.model_copy(update={"max_quarantine_share": 1.0})})
+
+
 def _drop_leftovers(backend: str, url: str, tag: str) -> None:
     if backend == "sqlite":
         return
@@ -373,14 +380,15 @@ def test_odd_names_are_refused_not_dropped(trials, backend):
     assert created | {plain} <= trials.present()
 
     # A pattern loose enough to admit them does not let them through either.
-    loose = trials.run(dry_run=True, pattern=r"^trial_.+$")
+    loose = trials.run(dry_run=True, pattern=r"^trial_.+$", policy=lenient_policy())
     assert plain in loose["extra"]["would_drop_names"]
     assert not set(odd) & set(loose["extra"]["would_drop_names"])
     assert {repr(n) for n in odd} <= set(loose["extra"]["refused_names"])
 
-    result = trials.run()
+    result = trials.run(policy=lenient_policy())
     assert trials.present() >= created and plain not in trials.present()
     assert result["deleted"] == 1
+    assert result["quarantine"] == {"name_refused": len(odd) + len(outside)}  # off the pattern
     assert result["extra"]["refused"] == len(odd) + len(outside)
     assert set(result["extra"]["refused_names"]) == {repr(n) for n in odd + outside}
     for name in odd + outside:
@@ -399,20 +407,21 @@ def test_odd_names_are_refused_not_dropped(trials, backend):
 
 def test_drop_is_audited_and_a_second_run_changes_nothing(trials, backend):
     name = trials.trial("audited", OLD)
-    key = trials.signup(name, OLD - timedelta(days=20))  # a second, also eligible, sign-up
     email = trials.emails[1]
+    # A second unconverted sign-up naming the same database would quarantine both rows
+    # (database_duplicated): the database would be kept, see test_trials_validation.py.
     kept = trials.trial("kept", DEADLINE + timedelta(days=5))
 
     first = trials.run(run_id="first")
     assert first["deleted"] == 1 and first["related"]["users"] >= 1 and first["related"]["tasks"] >= 2
-    assert trials.catalog()[name] == [AS_OF, AS_OF]
+    assert trials.catalog()[name] == [AS_OF]
     intents, dones = trials.audit(INTENT), trials.audit(DONE)
     assert len(intents) == len(dones) == 1
     intent, done = intents[0], dones[0]
     assert intent["seq"] < done["seq"]
     details = json.loads(intent["details"])
     assert details["database"] == name and set(details["tables"]) == {"users", "resources", "tasks"}
-    assert details["signups"] == [1, key]
+    assert details["signups"] == [1]
     assert intent["record_count"] == sum(details["tables"].values()) == done["record_count"]
     assert intent["subject_key"] == done["subject_key"] == email_key(TEST_KEY, email)
     assert json.loads(done["details"])["intent"] == intent["entry_id"]
@@ -543,9 +552,11 @@ def test_demo_seed_and_run_drop_exactly_the_eligible_trials(trials):
     assert set(seeded["orphans"]) | set(seeded["others"]) | {seeded["converted"]} <= before
     assert set(seeded["refused"]) <= trials.present()
 
-    result = trials.run()
+    # The seed's refused names are off the pattern: quarantined, 5 of the catalog's 11 rows.
+    result = trials.run(policy=lenient_policy())
     assert before - trials.mine() == eligible
     assert result["deleted"] == 2
+    assert result["quarantine"] == {"name_refused": len(seeded["refused"])}
     assert result["extra"]["orphans"] == len(seeded["orphans"])
     assert result["extra"]["refused"] == len(seeded["refused"])
     assert result["extra"]["kept_converted"] == 2  # the plain converted trial and the customer's

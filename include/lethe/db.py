@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Iterator
 
-from sqlalchemy import Boolean, DateTime, Integer, String, any_, bindparam, create_engine, event, func, text
+from sqlalchemy import Boolean, DateTime, Integer, String, and_, any_, bindparam, create_engine, event, func, or_, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.compiler import compiles
@@ -418,3 +418,31 @@ def due_by(trigger: ColumnElement, period: Period, as_of: datetime) -> ColumnEle
 def normalised_email(column: ColumnElement) -> ColumnElement:
     """The SQL twin of :func:`lethe.subjects.normalise_email`: case and spaces ignored."""
     return func.lower(func.replace(func.trim(column), " ", ""), type_=String)
+
+
+def not_a_timestamp(column: ColumnElement, dialect: str) -> ColumnElement | None:
+    """Rows whose ``column`` holds something that is not a date; None when its type says it is.
+
+    SQLite stores any text in any column, and a text column elsewhere may hold anything: such a
+    value would read as no date at all and the row be judged by its other dates. Typed date and
+    timestamp columns on PostgreSQL and MariaDB need no check. True or false, never unknown.
+    """
+    if dialect == "sqlite":
+        return and_(column.is_not(None), timestamp_sql(column).is_(None))
+    if isinstance(column.type, String):
+        not_text_date = ~column.regexp_match(TEXT_TIMESTAMP)
+        if dialect == "mysql":  # MariaDB reads 2026-02-30 as NULL, not an error
+            not_text_date = or_(not_text_date, timestamp_sql(column).is_(None))
+        return and_(column.is_not(None), not_text_date)
+    return None
+
+
+def later_than(value: ColumnElement, limit) -> ColumnElement:
+    """``value > limit``, false (not unknown) when ``value`` is NULL."""
+    return and_(value.is_not(None), value > limit)
+
+
+def future_limit(as_of: datetime, tolerance: Period) -> ColumnElement:
+    """Trigger dates after this are bad data: ``tolerance`` (``validation.future_tolerance``) past
+    the as-of, as a bound parameter."""
+    return bindparam(None, add_period(as_of, tolerance), type_=DateTime)

@@ -35,7 +35,6 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
-    String,
     Table,
     and_,
     bindparam,
@@ -55,19 +54,21 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lethe.audit import AuditBatch, AuditTrail
 from lethe.db import (
-    TEXT_TIMESTAMP,
     bulk_insert,
     connection_url,
     drop_temporary,
     due_by,
+    future_limit,
     greatest_sql,
     keys_in,
+    later_than,
     make_engine,
     normalised_email,
+    not_a_timestamp,
     timestamp_sql,
 )
 from lethe.exemptions import Exemptions, check_exemptions, load_exemptions, record_kept
-from lethe.periods import Period, add_period
+from lethe.periods import Period
 from lethe.schema import Needs, need, reflect_tables, source_engine
 from lethe.sources.base import RuleAction, RuleResult, action_for, register
 from lethe.sources.sql import validation
@@ -83,11 +84,6 @@ DRAIN_EVERY = 10
 ELIGIBLE, KEPT_BY_HOLD, KEPT_BY_RESTRICTION = 0, 1, 2
 # An address Lethe can match holds against, once normalised (lower case, no spaces).
 EMAIL_SHAPE = r"^[^@ ]+@[^@ ]+[.][^@ ]+$"
-
-
-def later_than(value: ColumnElement, limit) -> ColumnElement:
-    """``value > limit``, false (not unknown) when ``value`` is NULL."""
-    return and_(value.is_not(None), value > limit)
 
 
 @dataclass(frozen=True)
@@ -373,25 +369,13 @@ class SqlRule(RuleAction):
     # ------------------------------------------------------------------ data that cannot be judged
 
     def unparseable(self, column) -> ColumnElement | None:
-        """Rows whose ``column`` holds something that is not a date; None when its type says it is.
-
-        SQLite stores any text in any column, and a text column elsewhere may hold anything: such
-        a value would read as no date at all (or, cast, stop the query), and the row be judged by
-        its other dates. Typed date and timestamp columns on PostgreSQL and MariaDB need no check.
-        """
-        if self.engine.dialect.name == "sqlite":
-            return and_(column.is_not(None), timestamp_sql(column).is_(None))
-        if isinstance(column.type, String):
-            not_text_date = ~column.regexp_match(TEXT_TIMESTAMP)
-            if self.engine.dialect.name == "mysql":  # MariaDB reads 2026-02-30 as NULL, not an error
-                not_text_date = or_(not_text_date, timestamp_sql(column).is_(None))
-            return and_(column.is_not(None), not_text_date)
-        return None
+        """Rows whose ``column`` holds something that is not a date (:func:`lethe.db.not_a_timestamp`)."""
+        return not_a_timestamp(column, self.engine.dialect.name)
 
     @property
     def future_limit(self):
         """Trigger dates after this are bad data (``validation.future_tolerance`` past the as-of)."""
-        return bindparam(None, add_period(self.ctx.as_of, self.ctx.policy.validation.future_tolerance), type_=DateTime)
+        return future_limit(self.ctx.as_of, self.ctx.policy.validation.future_tolerance)
 
     def quarantine_reasons(self, newest: dict | None = None, company: Table | None = None) -> list[Reason]:
         """Why a row of the rule's table cannot be judged: one :class:`Reason` per check.

@@ -14,7 +14,12 @@ these hold:
   (calendar arithmetic in the database, as every rule), and the sign-up contact's e-mail is under
   no legal hold or restriction in force at the as-of. One converted row keeps the database: a
   customer who subscribed uses it, and a dropped database cannot be brought back;
-* the database exists on the server now (checked again just before the drop).
+* the database exists on the server now (checked again just before the drop);
+* no catalog row naming it is quarantined by the checks before the rule
+  (:mod:`lethe.sources.trials.validation`: a name off the pattern, trial dates missing, not a
+  date, in the future or inverted, two unconverted rows naming the same database, a contact row
+  missing or an address that cannot be normalised). Such a database is kept and reported
+  (``kept_quarantined``) until its rows are corrected.
 
 A subscription is honoured whatever its date, even one recorded after the as-of of a re-run:
 the decision errs on keeping a customer's data. Trial-like names on the server without a live
@@ -44,11 +49,14 @@ Either way exactly one ``database_dropped`` entry is written and the drop is cou
 
 The report (``RuleResult``): ``deleted`` counts dropped databases and ``related`` their rows per
 table; ``exempt_hold``/``exempt_restriction`` the due databases kept for the sign-up contact;
-``overdue_before`` the droppable ones already past the overdue period when the run started.
+``overdue_before`` the droppable ones already past the overdue period when the run started;
+``quarantined`` the catalog rows the checks keep out of the run (distinct rows; the per-reason
+counts of ``quarantine`` add up to more when a row fails two checks).
 ``extra``: ``kept_converted``, ``kept_held``, ``not_yet_due`` with ``next_due`` (the earliest
 date one becomes due; the task log gives each database's), ``orphans``, ``refused`` (due by the
 catalog but a name T1 will not use), ``missing`` (due, not on the server, and no record of
-Lethe dropping it: for a person to look at), ``to_recover``/``recovered`` (unfinished drops).
+Lethe dropping it: for a person to look at), ``kept_quarantined`` (databases on the server kept
+because a quarantined row names them), ``to_recover``/``recovered`` (unfinished drops).
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ from lethe.periods import to_utc_naive
 from lethe.schema import need, reflect_tables, source_engine
 from lethe.sources.base import MappedAction, RuleResult, register
 from lethe.sources.sql.models import SqlSource
+from lethe.sources.trials import validation
 from lethe.sources.trials.models import TrialDatabasesSource
 from lethe.sources.trials.servers import TrialServer
 from lethe.strict import IDENTIFIER
@@ -92,6 +101,7 @@ WOULD_RECORD = "would_record_dropped"
 CONVERTED, NOT_YET_DUE, HELD, RESTRICTED, ELIGIBLE = "converted", "not_yet_due", "held", "restricted", "eligible"
 _PRECEDENCE = (CONVERTED, NOT_YET_DUE, HELD, RESTRICTED, ELIGIBLE)
 NO_SIGNUP = "no sign-up row"
+QUARANTINED = "quarantined"  # kept: a sign-up row naming it fails a check before the rule
 LIST_LIMIT = 50  # names listed in a report's extra counts; the task log lists them all
 
 
@@ -108,6 +118,7 @@ class SignupRow:
     held: bool
     restricted: bool
     subject: str  # the audit subject key of the sign-up contact (a keyed hash)
+    quarantined: bool = False  # a check before the rule fails for this row
 
     @property
     def status(self) -> str:
@@ -157,8 +168,22 @@ class Trial:
         return all(row.overdue for row in self.rows)
 
     @property
+    def quarantined(self) -> bool:
+        """A sign-up row naming it fails a check before the rule: kept this run."""
+        return any(row.quarantined for row in self.rows)
+
+    @property
     def droppable(self) -> bool:
-        return not self.refused and self.present and self.status == ELIGIBLE
+        return not self.refused and not self.quarantined and self.present and self.status == ELIGIBLE
+
+    @property
+    def why_kept(self) -> str:
+        """Why it is not dropped now: the first of refused, not on the server, quarantined, status."""
+        if self.refused:
+            return self.refused
+        if not self.present:
+            return "not on the server"
+        return QUARANTINED if self.quarantined else self.status
 
     @property
     def recoverable(self) -> bool:
@@ -231,9 +256,7 @@ class TrialDrop(MappedAction):
 
     def _reflect_catalog(self) -> dict[str, Table]:
         cat, contact = self.catalog, self.catalog.contact
-        needs = need(
-            {}, cat.table, cat.primary_key, cat.database_name, cat.trial_ends_at, cat.subscribed_at, contact.foreign_key
-        )
+        needs = need({}, cat.table, *validation.catalog_columns(self))
         need(needs, contact.table, contact.primary_key, contact.email)
         return reflect_tables(self.catalog_engine, self.catalog_source, needs, user=self.user)
 
@@ -258,6 +281,21 @@ class TrialDrop(MappedAction):
         if name in protected:
             return "one of Lethe's own databases"
         return ""
+
+    # ------------------------------------------------------------------ the checks (validation.py)
+
+    def quarantine_reasons(self, name: str | None = None):
+        """Why a catalog row cannot be judged (:func:`validation.quarantine_reasons`)."""
+        return validation.quarantine_reasons(self, name)
+
+    def before_suite(self):
+        return validation.before_suite(self)
+
+    def after_suite(self):
+        return validation.after_suite(self)
+
+    def quarantine_samples(self, reasons: dict[str, int]) -> dict[str, list[str]]:
+        return validation.quarantine_samples(self, reasons)
 
     # ------------------------------------------------------------------ the server
 
@@ -304,6 +342,7 @@ class TrialDrop(MappedAction):
                 self._among(email, held),
                 self._among(email, restricted),
                 email,
+                validation.quarantined(self, name),
             )
             .select_from(t.outerjoin(c, c.c[contact.primary_key] == t.c[contact.foreign_key]))
             .order_by(t.c[cat.primary_key])
@@ -322,6 +361,7 @@ class TrialDrop(MappedAction):
                     held=bool(r[6]),
                     restricted=bool(r[7]),
                     subject=self._subject(r[0], r[8]),
+                    quarantined=bool(r[9]),
                 )
                 for r in conn.execute(query)
                 if not record.settled(r[1], r[0])
@@ -430,8 +470,8 @@ class TrialDrop(MappedAction):
 
     @staticmethod
     def _sort(survey: Survey) -> tuple[Counter, list[Trial], list[Trial], list[str], int]:
-        """The surveyed names by what happens to them: kept (by status), not yet due, refused,
-        missing, and how many droppable ones are overdue."""
+        """The surveyed names by what happens to them: kept (by status, or quarantined), not yet
+        due, refused, missing, and how many droppable ones are overdue."""
         kept: Counter = Counter()
         not_yet_due: list[Trial] = []
         refused, missing = [], []
@@ -443,6 +483,9 @@ class TrialDrop(MappedAction):
             if trial.refused:
                 if status == ELIGIBLE:
                     refused.append(trial)
+                continue
+            if trial.quarantined:
+                kept[QUARANTINED] += int(trial.present)
                 continue
             if status == ELIGIBLE and not trial.present and trial.intent is None:
                 missing.append(trial.name)
@@ -464,6 +507,7 @@ class TrialDrop(MappedAction):
         result.eligible = len(items)
         result.exempt_hold = kept[HELD]
         result.exempt_restriction = kept[RESTRICTED]
+        result.quarantined = validation.count_quarantined(self)
         dates = sorted(t.deadline for t in not_yet_due if t.deadline is not None)
         result.extra = {
             "kept_converted": kept[CONVERTED],
@@ -473,6 +517,7 @@ class TrialDrop(MappedAction):
             "orphans": len(survey.orphans),
             "refused": len(refused),
             "missing": len(missing),
+            "kept_quarantined": kept[QUARANTINED],
             "to_recover": sum(1 for t in items if t.recoverable),
         }
         if survey.orphans:
@@ -522,13 +567,21 @@ class TrialDrop(MappedAction):
             )
         for name in missing:
             log.warning("%s: %s is due but not on the server, and Lethe has no record of dropping it", rid, name)
+        for trial in sorted(survey.trials.values(), key=lambda t: t.name or ""):
+            if trial.quarantined and trial.present and not trial.refused:
+                log.warning(
+                    "%s: %s kept: a sign-up row naming it (keys %s) fails the checks before the rule",
+                    rid,
+                    trial.name,
+                    [row.key for row in trial.rows if row.quarantined],
+                )
         for trial in survey.trials.values():
             if trial.intent is not None and trial.present and not trial.droppable:
                 log.warning(
                     "%s: an earlier run meant to drop %s but it is now kept (%s)",
                     rid,
                     trial.name,
-                    trial.refused or (trial.status if trial.rows else "no sign-up row"),
+                    trial.why_kept,
                 )
 
     def work_items(self) -> list[dict[str, Any]]:
@@ -544,11 +597,7 @@ class TrialDrop(MappedAction):
             trial = self.survey(name).trials.get(name)
             outcome = {"name": name, "status": "kept", "tables": {}, "rows": 0}
             if trial is None or not (trial.droppable or trial.recoverable):
-                reason = (
-                    "no sign-up row names it"
-                    if trial is None
-                    else trial.refused or ("not on the server" if not trial.present else trial.status)
-                )
+                reason = "no sign-up row names it" if trial is None else trial.why_kept
                 log.info("%s: %s kept: %s", self.policy_rule.id, name, reason)
                 return {**outcome, "reason": reason}
             if trial.recoverable:
@@ -687,7 +736,7 @@ class TrialDrop(MappedAction):
         kept_rows = [
             (row.key, "legal_hold" if row.held else "restriction")
             for trial in self.survey().trials.values()
-            if trial.present and trial.status in (HELD, RESTRICTED)
+            if trial.present and not trial.quarantined and trial.status in (HELD, RESTRICTED)
             for row in trial.rows
             if row.due and (row.held or row.restricted)
         ]
@@ -706,7 +755,8 @@ class TrialDrop(MappedAction):
         return record_kept(self.ctx.audit, self.policy_rule.id, self.ctx.key, self.exemptions, self.audit_entry, kept)
 
     def verify(self) -> int:
-        """Eligible trial databases still on the server, plus drops not yet recorded."""
+        """Eligible trial databases still on the server (quarantined ones apart), plus drops not
+        yet recorded."""
         return len(self.survey().items)
 
 
