@@ -98,7 +98,8 @@ def bad_rows(trials: Trials) -> dict[str, object]:
     dangle(trials, trials.signup(lost, OLD))
     trials.database(lost)
     odd = trials.trial("odd_address", OLD, email="not an address")
-    future = trials.trial("future", AS_OF + timedelta(days=10))  # beyond the 1-day tolerance
+    # Its trial starts (ends - 30 days) 10 days after the as-of: beyond the 1-day tolerance.
+    future = trials.trial("future", AS_OF + timedelta(days=40))
     keys = {
         "contact_missing": [5],
         "address_unnormalisable": [6],

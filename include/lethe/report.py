@@ -824,6 +824,7 @@ def summary_text(root: Path | None = None) -> str:
             "held",
             "restr.",
             "backlog",
+            "quar.",
             "still due" if dry else "remain",
             "outcome",
         ]
@@ -852,6 +853,12 @@ def summary_text(root: Path | None = None) -> str:
     console.print(
         "backlog = past deadline at the run's start: already past the deadline when the run began "
         "(a missed or failed night, or from before Lethe enforced); a real run removes it.",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(
+        "quar. = quarantined: kept out of the run by the checks before it (data that cannot be judged); "
+        "the report lists why.",
         markup=False,
         soft_wrap=True,
     )

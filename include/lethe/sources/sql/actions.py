@@ -447,12 +447,14 @@ class SqlRule(RuleAction):
             )
             reasons.append(Reason("trigger_in_future", None, where, condition, f"correct the future dates in {where}"))
         if self.rule.trigger.if_missing == "quarantine":
+            # No date at all; a date that is there but not a date is counted above, not here.
+            not_dates = [~r.condition for r in reasons if r.name == "trigger_unparseable"]
             reasons.append(
                 Reason(
                     "trigger_missing",
                     None,
                     "trigger",
-                    self.trigger(newest, company).is_(None),
+                    and_(self.trigger(newest, company).is_(None), *not_dates),
                     f"give every {name} row a date to count from ({', '.join(own) or 'its trigger'})",
                 )
             )

@@ -169,17 +169,19 @@ def quarantine_reasons(action, name: str | None = None) -> list[Reason]:
         reasons.append(
             Reason("trigger_unparseable", None, cat.trial_ends_at, bad, f"store dates in {table}.{cat.trial_ends_at}")
         )
-    reasons.append(
-        Reason(
-            "trigger_in_future",
-            None,
-            cat.trial_ends_at,
-            db.later_than(timestamp_sql(ends), future_limit(action)),
-            f"correct the future dates in {table}.{cat.trial_ends_at}",
-        )
-    )
     if cat.trial_started_at:
+        # A trial's end is planned (up to a trial's length ahead): only its start, an event that
+        # has happened, cannot lie in the future.
         starts = t.c[cat.trial_started_at]
+        reasons.append(
+            Reason(
+                "trigger_in_future",
+                None,
+                cat.trial_started_at,
+                db.later_than(timestamp_sql(starts), future_limit(action)),
+                f"correct the future dates in {table}.{cat.trial_started_at}",
+            )
+        )
         reasons.append(
             Reason(
                 "trial_dates_inverted",
