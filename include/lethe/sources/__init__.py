@@ -46,7 +46,9 @@ deletes a row some period after that date. The kind is one package (anywhere on 
                                     actions="csv_exports.actions", connect=connect))
 
 and its ``actions`` module the action, on the shared plumbing of :class:`RuleAction` (its source
-and rule, ``new_result()``, ``summary_entry()``, the holds) and :mod:`lethe.files`::
+and rule, ``new_result()``, ``summary_entry()``, the holds) and :mod:`lethe.files`, with the
+checks before and after it (:mod:`lethe.validation`: what a row that cannot be judged is
+quarantined for, and that nothing due remains)::
 
     # csv_exports/actions.py
     import csv
@@ -56,6 +58,7 @@ and rule, ``new_result()``, ``summary_entry()``, the holds) and :mod:`lethe.file
     from lethe.files import atomic_rewrite
     from lethe.periods import add_period, to_utc_naive
     from lethe.sources.base import RuleAction, register
+    from lethe.validation import Expect, FrameData, Suite
 
 
     @register
@@ -71,9 +74,15 @@ and rule, ``new_result()``, ``summary_entry()``, the holds) and :mod:`lethe.file
                 reader = csv.DictReader(handle)
                 return reader.fieldnames or [], list(reader)
 
+        def date_of(self, row):
+            try:
+                return to_utc_naive(row[self.source.date_column])
+            except (TypeError, ValueError):
+                return None  # not a date: quarantined by the checks, never due
+
         def due(self, row):
-            when = to_utc_naive(row[self.source.date_column])
-            return add_period(when, self.policy_rule.period) <= self.ctx.as_of
+            when = self.date_of(row)
+            return when is not None and add_period(when, self.policy_rule.period) <= self.ctx.as_of
 
         def check(self):
             if not self.connection.is_dir():
@@ -105,6 +114,17 @@ and rule, ``new_result()``, ``summary_entry()``, the holds) and :mod:`lethe.file
 
         def verify(self):
             return self.scan().eligible
+
+        def before_suite(self):  # a row whose date is not a date is kept and reported
+            rows = [{"file": p.name, "date": self.date_of(r)} for p in self.files() for r in self.read(p)[1]]
+            dates = Expect("ExpectColumnValuesToNotBeNull", {"column": "date"}, reason="date_unparseable", table="rows")
+            return Suite(f"{self.policy_rule.id}.before", FrameData("rows", rows, ("file", "date")), [dates],
+                         tables={"rows": len(rows)})
+
+        def after_suite(self):  # nothing due remains
+            remaining = [{"row": n} for n in range(self.verify())]
+            return Suite(f"{self.policy_rule.id}.after", FrameData("remaining", remaining, ("row",)),
+                         [Expect("ExpectTableRowCountToEqual", {"value": 0})])
 
 Then one inventory file names a source of the kind (``kind: csv_folder``, its connection, its
 ``date_column``, ``rules: [{rule: X1, action: delete_rows}]``), the policy has rule ``X1`` with
