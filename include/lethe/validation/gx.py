@@ -186,8 +186,13 @@ def build_data_docs(results: list[tuple[str, dict[str, Any]]], folder: Path, run
     )
     schema = ExpectationSuiteValidationResultSchema()
     for suite_name, as_json in results:
-        result = schema.load(as_json)
         run_time = (as_json.get("meta") or {}).get("validation_time")
+        # The pages name the Airflow run the checks belong to.
+        as_json = {
+            **as_json,
+            "meta": {**(as_json.get("meta") or {}), "run_id": {"run_name": run_name, "run_time": run_time}},
+        }
+        result = schema.load(as_json)
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
             run_id=RunIdentifier(run_name=run_name, run_time=run_time),
