@@ -18,7 +18,16 @@ from sqlalchemy.engine import Engine
 from lethe.errors import SchemaMismatch
 from lethe.sources.sql.models import SqlSource
 
-__all__ = ["Needs", "SchemaMismatch", "check_tables", "exemption_needs", "need", "reflect_tables", "source_engine"]
+__all__ = [
+    "Needs",
+    "SchemaMismatch",
+    "check_tables",
+    "exemption_needs",
+    "key_is_primary",
+    "need",
+    "reflect_tables",
+    "source_engine",
+]
 
 # table name -> the column names used in it
 Needs = dict[str, set[str]]
@@ -76,3 +85,9 @@ def reflect_tables(engine: Engine, source: SqlSource, needs: Needs, *, user: str
     metadata = MetaData()
     metadata.reflect(engine, only=sorted(needs), schema=schema)
     return {name: metadata.tables[f"{schema}.{name}" if schema else name] for name in needs}
+
+
+def key_is_primary(table: Table, column: str) -> bool:
+    """Whether ``column`` alone is ``table``'s primary key in the database: then no row can lack
+    it or share it, and the checks for that need not exclude anything (they still run)."""
+    return [c.name for c in table.primary_key.columns] == [column]

@@ -69,7 +69,7 @@ from lethe.db import (
 )
 from lethe.exemptions import Exemptions, check_exemptions, load_exemptions, record_kept
 from lethe.periods import Period
-from lethe.schema import Needs, need, reflect_tables, source_engine
+from lethe.schema import Needs, key_is_primary, need, reflect_tables, source_engine
 from lethe.sources.base import RuleAction, RuleResult, action_for, register
 from lethe.sources.sql import validation
 from lethe.subjects import email_key, subject_key
@@ -99,6 +99,9 @@ class Reason:
     column: str
     condition: ColumnElement
     fix: str
+    # The database's own constraint already rules such rows out (a primary key): the check runs,
+    # as evidence, but the condition is left out of every query that decides.
+    guaranteed: bool = False
 
 
 class SqlRule(RuleAction):
@@ -356,7 +359,7 @@ class SqlRule(RuleAction):
             .where(
                 covered,
                 due_by(trigger, self.policy_rule.period, self.ctx.as_of),
-                ~quarantined,
+                self.judged(quarantined),
                 ~(self.exempt(self.exemptions.any) if exempt is None else exempt),
                 ~self.waiting(),
             )
@@ -386,6 +389,7 @@ class SqlRule(RuleAction):
         the checks' own queries, which the database answers as semi-joins).
         """
         table, pk, name = self.table, self.pk, self.rule.table
+        constrained = key_is_primary(table, pk.name)
         reasons = [
             Reason(
                 "key_missing",
@@ -393,6 +397,7 @@ class SqlRule(RuleAction):
                 pk.name,
                 pk.is_(None),
                 f"give every {name} row a {pk.name}",
+                guaranteed=constrained,
             ),
         ]
         twin = table.alias("twin")  # its own FROM: never correlated with the outer row
@@ -404,6 +409,7 @@ class SqlRule(RuleAction):
                 pk.name,
                 and_(pk.is_not(None), pk.in_(twins)),
                 f"make {name}.{pk.name} unique",
+                guaranteed=constrained,
             )
         )
         own = [part.column for part in self.rule.trigger.latest_of if part.column]
@@ -499,7 +505,17 @@ class SqlRule(RuleAction):
         Every condition is true or false, never unknown: ``NOT quarantined`` must keep a row
         whose dates are simply absent (no interactions) in the run.
         """
-        return or_(*(reason.condition for reason in self.quarantine_reasons(newest, company)))
+        return or_(*(r.condition for r in self.quarantine_reasons(newest, company) if not r.guaranteed))
+
+    @staticmethod
+    def judged(quarantined: ColumnElement) -> ColumnElement:
+        """Not quarantined, in the form a whole-table query filters on.
+
+        ``CASE WHEN quarantined THEN 1 ELSE 0 END <> 1``: PostgreSQL estimates a negated OR of
+        the checks as matching few rows and then plans a nested loop over the newest-related
+        subquery for every row; ``<>`` on an expression it cannot estimate reads as "almost all".
+        """
+        return case((quarantined, 1), else_=0) != 1
 
     # ------------------------------------------------------------------ the interface
 
@@ -579,7 +595,7 @@ class SqlRule(RuleAction):
             .select_from(source)
             .where(
                 covered,
-                ~quarantined,
+                self.judged(quarantined),
                 due_by(trigger, self.policy_rule.period, self.ctx.as_of),
                 or_(self.exempt(self.exemptions.any), ~self.waiting()),
             )

@@ -40,7 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lethe import db
 from lethe.db import connection_url, make_engine, normalised_email, timestamp_sql
-from lethe.schema import source_engine
+from lethe.schema import key_is_primary, source_engine
 from lethe.sources.sql.actions import EMAIL_SHAPE, Reason
 from lethe.sources.sql.validation import literal_sql
 from lethe.validation import AFTER, BEFORE, SAMPLE, Expect, FrameData, SqlData, Suite
@@ -137,9 +137,15 @@ def quarantine_reasons(action, name: str | None = None) -> list[Reason]:
         )
         name_twins = name_twins.where(name_twin.c[cat.database_name] == name)
     table = cat.table
+    constrained = key_is_primary(t, pk.name)
     reasons = [
         Reason(
-            "key_missing", "ExpectColumnValuesToNotBeNull", pk.name, pk.is_(None), f"give every {table} row a {pk.name}"
+            "key_missing",
+            "ExpectColumnValuesToNotBeNull",
+            pk.name,
+            pk.is_(None),
+            f"give every {table} row a {pk.name}",
+            guaranteed=constrained,
         ),
         Reason(
             "key_duplicate",
@@ -147,6 +153,7 @@ def quarantine_reasons(action, name: str | None = None) -> list[Reason]:
             pk.name,
             pk.in_(key_twins),
             f"make {table}.{pk.name} unique",
+            guaranteed=constrained,
         ),
         Reason(
             "name_refused",
@@ -234,7 +241,8 @@ def quarantined(action, name: str | None = None) -> ColumnElement:
 
     ``name``: the query reads only the rows naming that database (see :func:`quarantine_reasons`).
     """
-    return case((or_(*(condition(action, r) for r in action.quarantine_reasons(name))), 1), else_=0)
+    reasons = [r for r in action.quarantine_reasons(name) if not r.guaranteed]
+    return case((or_(*(condition(action, r) for r in reasons)), 1), else_=0)
 
 
 def count_quarantined(action) -> int:
