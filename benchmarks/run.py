@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run [--only sql,trials,logs,scheduler] [--repeat 3] [case options]
+    python -m benchmarks.run [--only sql,trials,logs,scheduler,validation] [--repeat 3] [case options]
 
 Sizes are options of their cases (``--help`` lists them); the defaults are the sizes the README
 states and finish in under 15 minutes on 2 cores. Exit status 1 when a ratio misses its target.

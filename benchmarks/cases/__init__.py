@@ -9,4 +9,5 @@ CASES = {
     "trials": "benchmarks.cases.trials",
     "logs": "benchmarks.cases.logs",
     "scheduler": "benchmarks.cases.scheduler",
+    "validation": "benchmarks.cases.validation",
 }
