@@ -76,8 +76,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two workers: most of the suite waits on Airflow start-ups and the database servers. Tests that
+# share a trial database server run in one worker (xdist_group "trial_servers").
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 # Benchmarks against their baselines on this machine's PostgreSQL and MariaDB (benchmarks/README.md).
 BENCH_ARGS ?=

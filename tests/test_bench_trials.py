@@ -17,11 +17,15 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from lethe.db import make_engine
 
 from conftest import SERVER_URLS, require_server
+
+# T1 lists every trial-like database on a server: tests that make them share one xdist worker.
+pytestmark = pytest.mark.xdist_group("trial_servers")
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # pytest's path has include/ (pyproject), the benchmarks live beside it

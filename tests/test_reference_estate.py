@@ -57,6 +57,9 @@ from reference_estate import (
     server_connection,
 )
 
+# T1 lists every trial-like database on a server: tests that make them share one xdist worker.
+pytestmark = pytest.mark.xdist_group("trial_servers")
+
 DAG_IDS = [
     "lethe_trials_retention",
     "lethe_crm_retention",

@@ -37,6 +37,9 @@ from lethe.subjects import email_key
 
 from conftest import SERVER_URLS, TEST_KEY, airflow_environment
 
+# T1 lists every trial-like database on a server: tests that make them share one xdist worker.
+pytestmark = pytest.mark.xdist_group("trial_servers")
+
 AS_OF = datetime(2026, 11, 26)
 DEADLINE = AS_OF - timedelta(days=90)  # a trial that ended here is due exactly at the as-of
 SECOND = timedelta(seconds=1)

@@ -28,6 +28,9 @@ from lethe.subjects import email_key, subject_key
 
 from conftest import SERVER_URLS, TEST_KEY
 
+# T1 lists every trial-like database on a server: tests that make them share one xdist worker.
+pytestmark = pytest.mark.xdist_group("trial_servers")
+
 # What the bad rows of :func:`bad_rows` fail, by reason (rows); SQLite adds a date that is text.
 REASONS = {
     "name_refused": 1,

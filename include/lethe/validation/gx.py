@@ -123,10 +123,11 @@ def run_suite(suite: Suite) -> SuiteOutcome:
     """Validate ``suite`` now; the outcome in counts, with GX's result as JSON."""
     context = _context()
     batch_definition, parameters = _batch(context, suite)
-    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite.name))
-    specs = {}
-    for spec in suite.expectations:
-        specs[gx_suite.add_expectation(_expectation(spec)).id] = spec
+    # Added whole: adding one expectation at a time saves the growing suite each time.
+    gx_suite = context.suites.add(
+        gx.ExpectationSuite(name=suite.name, expectations=[_expectation(spec) for spec in suite.expectations])
+    )
+    specs = {expectation.id: spec for expectation, spec in zip(gx_suite.expectations, suite.expectations, strict=True)}
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=gx_suite)
     )
