@@ -116,8 +116,10 @@ def test_deadline_is_the_same_utc_instant_in_every_time_zone(backend, case, data
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
-def test_text_in_another_form_stops_the_rule_naming_the_rows(backend, databases):
-    """Text a back end would read wrongly or not at all is refused before anything changes."""
+def test_text_in_another_form_is_quarantined_and_too_much_of_it_stops_the_rule(backend, databases):
+    """Text a back end would read wrongly or not at all is never judged: two rows in three stop the
+    rule before anything changes; with the share lifted, they are quarantined and the date is acted on."""
+    from lethe.config import ValidationSettings, load_policy
     from lethe.errors import BadData
 
     from conftest import Estate
@@ -142,10 +144,16 @@ def test_text_in_another_form_stops_the_rule_naming_the_rows(backend, databases)
     estate = Estate(urls, Engines(resolve=lambda conn_id: urls[conn_id]))
     try:
         with pytest.raises(
-            BadData, match=r"cookie_consents\.consented_at holds values that are not dates in rows with id 2, 3\."
+            BadData,
+            match=r"2 of 3 rows of cookie_consents \(66\.7%\).*trigger_unparseable.*cookie_consents\.consented_at",
         ):
             run_rule(estate.context(AS_OF), "W2")
         with estate.engine("marketing").connect() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM cookie_consents")).scalar_one() == 3
+        lenient = load_policy().model_copy(update={"validation": ValidationSettings(max_quarantine_share=1.0)})
+        result = run_rule(estate.context(AS_OF, policy=lenient, run_id="lenient"), "W2")
+        assert result["quarantine"] == {"trigger_unparseable": 2} and result["deleted"] == 1
+        with estate.engine("marketing").connect() as conn:
+            assert conn.execute(text("SELECT id FROM cookie_consents ORDER BY id")).scalars().all() == [2, 3]
     finally:
         estate.engines.dispose()
