@@ -38,11 +38,15 @@ from sqlalchemy import (
     UniqueConstraint,
     delete,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from lethe.db import bulk_insert, keys_in, schema_change
+from lethe.errors import AuditStoreNotReady
 
 GENESIS = "0" * 64
 OUTBOX_TABLE = "lethe_audit_outbox"
@@ -109,6 +113,22 @@ APPEND_ONLY_GUARDS = {
         f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{_REFUSED}'"
         for op in ("UPDATE", "DELETE")
     ],
+}
+
+# The triggers APPEND_ONLY_GUARDS makes, by dialect: create() looks them up in the catalog first.
+GUARD_TRIGGERS = {
+    "sqlite": ("lethe_audit_no_update", "lethe_audit_no_delete"),
+    "postgresql": ("lethe_audit_append_only",),
+    "mysql": ("lethe_audit_no_update", "lethe_audit_no_delete"),
+}
+_TRIGGERS_OF_TABLE = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table",
+    "postgresql": "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(:table) AND NOT tgisinternal",
+    # Listed for a user with any privilege on the table (the body only with TRIGGER).
+    "mysql": (
+        "SELECT trigger_name FROM information_schema.triggers "
+        "WHERE event_object_schema = DATABASE() AND event_object_table = :table"
+    ),
 }
 
 HASHED_FIELDS = (
@@ -299,20 +319,73 @@ class AuditTrail:
         self.engine = engine
         self.key = key
 
-    def create(self) -> None:
-        """Create the chain's tables, its head row and the append-only guard (idempotent)."""
-        with schema_change(self.engine) as conn:
-            audit_metadata.create_all(conn)
-            rule_action_index.create(conn, checkfirst=True)  # a chain made before the index had none
-            if conn.execute(select(head_table.c.id).where(head_table.c.id == 1)).first() is None:
-                conn.execute(insert(head_table), {"id": 1, "seq": 0, "entry_hash": GENESIS})
-            # Triggers that refuse UPDATE and DELETE on the chain, so no code path can rewrite it.
-            # Someone with owner rights can still drop them; the hash chain proves tampering.
-            for statement in APPEND_ONLY_GUARDS[self.engine.dialect.name]:
-                conn.exec_driver_sql(statement)
+    def create(self) -> list[str]:
+        """Make what the chain lacks of its tables, index, head row and append-only guard; returns
+        what it made (empty: nothing was missing).
+
+        Every run calls this at its start, through a role that may only append to the chain and
+        read it (``deploy/roles``): everything is looked up first (the inspector, the head row,
+        the catalog for the triggers) and, when it is all there, no DDL is issued and no lock is
+        taken. An administrator makes the chain once (``lethe audit init``); a role that may not
+        run DDL and finds something missing raises :class:`AuditStoreNotReady` saying so.
+        """
+        with self.engine.connect() as conn:
+            if not self.missing(conn):
+                return []
+        try:
+            with schema_change(self.engine) as conn:
+                missing = self.missing(conn)  # again, under the lock: another task may have made them
+                if {f"table {audit_table.name}", f"table {head_table.name}"} & set(missing):
+                    audit_metadata.create_all(conn)
+                if f"index {rule_action_index.name}" in missing:
+                    rule_action_index.create(conn, checkfirst=True)  # a chain made before the index had none
+                if "head row" in missing:
+                    conn.execute(insert(head_table), {"id": 1, "seq": 0, "entry_hash": GENESIS})
+                # Triggers that refuse UPDATE and DELETE on the chain, so no code path can rewrite
+                # it. Someone with owner rights can still drop them; the hash chain proves tampering.
+                if "append-only guard" in missing:
+                    for statement in APPEND_ONLY_GUARDS[self.engine.dialect.name]:
+                        conn.exec_driver_sql(statement)
+        except DBAPIError as exc:
+            raise AuditStoreNotReady(
+                f"the audit store ({self.engine.url.render_as_string(hide_password=True)}) lacks "
+                f"{', '.join(self.missing_now())} and this connection may not create them "
+                f"({type(exc.orig).__name__}): an administrator sets it up once with `lethe audit init`"
+            ) from None
+        return missing
+
+    def missing_now(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return self.missing(conn)
+
+    @staticmethod
+    def missing(conn: Connection) -> list[str]:
+        """What the chain lacks, read from the catalog (needs no privilege beyond reading the chain)."""
+        inspector = inspect(conn)
+        tables = set(inspector.get_table_names())
+        found = [f"table {table.name}" for table in (audit_table, head_table) if table.name not in tables]
+        if audit_table.name not in tables or rule_action_index.name not in {
+            index["name"] for index in inspector.get_indexes(audit_table.name)
+        }:
+            found.append(f"index {rule_action_index.name}")
+        if head_table.name not in tables or (
+            conn.execute(select(head_table.c.id).where(head_table.c.id == 1)).first() is None
+        ):
+            found.append("head row")
+        dialect = conn.dialect.name
+        triggers = set()
+        if audit_table.name in tables:
+            triggers = set(conn.execute(text(_TRIGGERS_OF_TABLE[dialect]), {"table": audit_table.name}).scalars())
+        if not set(GUARD_TRIGGERS[dialect]) <= triggers:
+            found.append("append-only guard")
+        return found
 
     @staticmethod
     def create_outbox(source_engine: Engine) -> None:
+        """The source's outbox, when it is missing (a look first: CREATE is needed only once)."""
+        with source_engine.connect() as conn:
+            if inspect(conn).has_table(OUTBOX_TABLE, schema=conn.schema_for_object(outbox_table)):
+                return
         with schema_change(source_engine) as conn:
             outbox_metadata.create_all(conn)
 

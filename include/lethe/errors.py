@@ -46,6 +46,11 @@ class FolderMissing(ConfigurationError, FileNotFoundError):
     """The folder a source's connection names is not a directory."""
 
 
+class AuditStoreNotReady(ConfigurationError, RuntimeError):
+    """The audit chain lacks a table, its head row or its guard, and the connection may not make
+    them: an administrator runs ``lethe audit init`` once."""
+
+
 class MissingAuditKey(ConfigurationError, RuntimeError):
     """No audit key (or one too short): nothing may be decided without it."""
 

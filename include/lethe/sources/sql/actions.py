@@ -82,6 +82,8 @@ TEMPORARY_SCHEMA = {"postgresql": "pg_temp", "sqlite": "temp"}
 DRAIN_EVERY = 10
 # The decision's kinds of due keys.
 ELIGIBLE, KEPT_BY_HOLD, KEPT_BY_RESTRICTION = 0, 1, 2
+# What an action writes: privilege (DELETE, INSERT, UPDATE) -> table -> columns (empty: whole rows).
+Writes = dict[str, dict[str, tuple[str, ...]]]
 # An address Lethe can match holds against, once normalised (lower case, no spaces).
 EMAIL_SHAPE = r"^[^@ ]+@[^@ ]+[.][^@ ]+$"
 
@@ -159,6 +161,11 @@ class SqlRule(RuleAction):
 
     def action_needs(self, needs: Needs) -> None:
         """What the action itself touches besides the rule's table (dependents, suppression)."""
+
+    def writes(self) -> Writes:
+        """What :meth:`change` writes in the source: privilege -> table -> columns (empty: whole
+        rows). The least-privilege role of the source is generated from it (:mod:`lethe.privileges`)."""
+        return {}
 
     def check_summary(self) -> str:
         needs = self.needs()
@@ -787,6 +794,20 @@ class SqlDelete(SqlRule):
             s = self.rule.suppress
             need(needs, s.table, s.hash_column, s.added_at_column, s.reason_column)
 
+    def writes(self) -> Writes:
+        deleted: list[str] = []
+
+        def with_dependents(table_name: str) -> None:
+            deleted.append(table_name)
+            for dep in self.source.tables[table_name].dependents:
+                with_dependents(dep.table)
+
+        with_dependents(self.rule.table)
+        found: Writes = {"DELETE": {table: () for table in deleted}}
+        if self.rule.suppress:
+            found["INSERT"] = {self.rule.suppress.table: ()}
+        return found
+
     def change(self, conn, rows) -> dict[Any, dict[str, int]]:
         keys = [row[0] for row in rows]
         # Where the database returns what a DELETE removed, the dependents are counted from it;
@@ -870,6 +891,10 @@ class SqlAnonymise(SqlRule):
                 for column, value in self._targets(self.rule.table).items()
             ]
         )
+
+    def writes(self) -> Writes:
+        tables = [self.rule.table] + [dep.table for dep in self.related_tables()]
+        return {"UPDATE": {table: tuple(self._targets(table)) for table in tables}}
 
     def related_tables(self) -> list:
         # Only dependents that hold personal data are rewritten along with the row.
