@@ -66,18 +66,31 @@ def seed_demo(
     as_of: str = typer.Option(..., help="The as-of date the demo data is laid around (YYYY-MM-DD)."),
     estate: Path = typer.Option(Path(".lethe/estate"), help="Folder of the demo estate."),
     seed: int = typer.Option(42, help="Random seed (same seed and as-of: same estate)."),
-    bad_rows: bool = typer.Option(True, help="Add a few rows of each kind the checks quarantine."),
+    bad_rows: bool = typer.Option(True, help="Add a few rows of each kind the checks quarantine (SQLite estate)."),
+    crm: str = typer.Option(None, help="Database URL for the CRM (default: estate/crm.sqlite)."),
+    marketing: str = typer.Option(None, help="Database URL for marketing (default: estate/marketing.sqlite)."),
+    trials: str = typer.Option(None, help="Server URL for the trial databases (default: the folder estate/trials)."),
+    audit: str = typer.Option(None, help="Database URL of the audit store (default: estate/audit.sqlite)."),
+    weblogs: Path = typer.Option(None, help="Folder of the connection logs (default: estate/weblogs)."),
+    trial_tag: str = typer.Option("", help="Infix of the trial databases' names (trial_<tag>...), to share a server."),
+    small: bool = typer.Option(
+        False, help="A small estate (300 contacts, 12 random trials, no refused names), for live tests."
+    ),
 ):
     """Write the deterministic demo estate and a demo key.
 
-    CRM, marketing, connection logs, one SQLite file per trial database, and an empty audit store;
-    and a few bad rows of each kind the checks before a rule quarantine (``--no-bad-rows``: none).
+    CRM, marketing, connection logs, the trial databases, and an empty audit store: by default
+    SQLite files in the estate folder (the embedded default); with URLs, databases on PostgreSQL
+    or MariaDB servers (created beforehand, by an administrator: the seed replaces the demo's
+    tables and trial databases in them). On the SQLite estate, a few bad rows of each kind the
+    checks before a rule quarantine (``--no-bad-rows``: none); servers keep their constraints, so
+    they get none.
     """
     import shutil
 
     from lethe.audit import AuditTrail
     from lethe.db import make_engine
-    from lethe.demo.seed import seed_crm, seed_marketing, write_demo_key
+    from lethe.demo.seed import SMALL, DemoSizes, seed_crm, seed_marketing, write_demo_key
     from lethe.demo.trials import seed_trial_databases
     from lethe.demo.weblogs import seed_weblogs
     from lethe.periods import to_utc_naive
@@ -85,32 +98,37 @@ def seed_demo(
     when = to_utc_naive(as_of)
     estate = estate.resolve()
     estate.mkdir(parents=True, exist_ok=True)
-    for name in ("crm.sqlite", "marketing.sqlite", "audit.sqlite"):
-        (estate / name).unlink(missing_ok=True)
+    defaults = {"crm": crm, "marketing": marketing, "audit": audit}
+    for name, url in defaults.items():
+        if url is None:
+            (estate / f"{name}.sqlite").unlink(missing_ok=True)
+    urls = {name: url or f"sqlite:///{estate / f'{name}.sqlite'}" for name, url in defaults.items()}
     key = write_demo_key(estate / "demo-audit-key")
-    crm_engine = make_engine(f"sqlite:///{estate / 'crm.sqlite'}")
-    crm = seed_crm(crm_engine, when, seed=seed)
-    # The embedded default keeps one file per trial database in estate/trials (AIRFLOW_CONN_TRIALS).
-    shutil.rmtree(estate / "trials", ignore_errors=True)
-    trials = seed_trial_databases(f"sqlite:///{estate / 'trials'}", crm_engine, when, seed=seed + 3)
-    typer.echo(
-        f"trials: {len(trials['tables'])} databases in {estate / 'trials'} ({len(trials['trials'])} "
-        f"trials, decoys: {len(trials['orphans'])} orphans, {len(trials['others'])} non-trial, "
-        f"{len(trials['refused'])} refused names, 1 converted customer)"
+    crm_engine = make_engine(urls["crm"])
+    sizes = SMALL if small else DemoSizes()
+    crm_rows = seed_crm(crm_engine, when, seed=seed, sizes=sizes)
+    if trials is None:
+        # The embedded default keeps one file per trial database in estate/trials (AIRFLOW_CONN_TRIALS).
+        shutil.rmtree(estate / "trials", ignore_errors=True)
+        trials = f"sqlite:///{estate / 'trials'}"
+    made = seed_trial_databases(
+        trials, crm_engine, when, seed=seed + 3, tag=trial_tag, refused_names=sizes.refused_names
     )
-    seed_marketing(make_engine(f"sqlite:///{estate / 'marketing.sqlite'}"), when, crm["emails"], seed=seed + 1)
-    logs = seed_weblogs(estate / "weblogs", when, seed=seed + 2)
+    typer.echo(
+        f"trials: {len(made['tables'])} databases ({len(made['trials'])} trials, decoys: "
+        f"{len(made['orphans'])} orphans, {len(made['others'])} non-trial, {len(made['refused'])} refused "
+        "names, 1 converted customer)"
+    )
+    seed_marketing(make_engine(urls["marketing"]), when, crm_rows["emails"], seed=seed + 1, sizes=sizes)
+    logs = seed_weblogs(weblogs or estate / "weblogs", when, seed=seed + 2)
     typer.echo(f"weblogs: {len(logs['files'])} daily access logs ({logs['lines']} lines) in {logs['folder']}")
-    if bad_rows:
+    if bad_rows and not any(defaults.values()) and weblogs is None:
         from lethe.demo.bad_rows import add_bad_rows
 
         added = add_bad_rows(estate, when)
         typer.echo(f"bad rows for the checks to quarantine: {', '.join(f'{n} in {k}' for k, n in added.items())}")
-    AuditTrail(make_engine(f"sqlite:///{estate / 'audit.sqlite'}"), key).create()
-    typer.echo(
-        f"demo estate written to {estate} (as-of {when.date()}, seed {seed}); demo audit key in "
-        f"{estate / 'demo-audit-key'}"
-    )
+    AuditTrail(make_engine(urls["audit"]), key).create()
+    typer.echo(f"demo estate written (as-of {when.date()}, seed {seed}); demo audit key in {estate / 'demo-audit-key'}")
 
 
 def _armed_sources() -> set[str]:
@@ -210,9 +228,13 @@ def _rule_line(result: dict) -> str:
 
 
 @policy_app.command("check")
-def policy_check():
+def policy_check(
+    strict: bool = typer.Option(False, "--strict", help="Fail on excess privileges too, not only on missing ones."),
+):
     """Validate the policy and inventory files, then check, rule by rule, every name it uses
-    against the live systems (what the rule's tasks check before they change anything)."""
+    against the live systems (what the rule's tasks check before they change anything), and, per
+    SQL connection, the privileges its user has against what the rules need (`lethe policy
+    roles`): a missing one fails, an excess one is a warning (with --strict it fails too)."""
     from datetime import datetime
 
     from lethe.config import ConfigError, load_inventory, load_policy
@@ -255,9 +277,79 @@ def policy_check():
             except Exception as exc:  # a source that cannot be reached is reported, the others checked
                 problems += 1
                 typer.echo(f"{where}: cannot connect: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", err=True)
-    engines.dispose()
+    try:
+        problems += _check_privileges(inventory, engines, strict)
+    finally:
+        engines.dispose()
     if problems:
         raise typer.Exit(1)
+
+
+def _check_privileges(inventory, engines, strict: bool) -> int:
+    """Per SQL connection, the privileges of its user against its role's needs; how many connections fail."""
+    from lethe import privileges
+    from lethe.db import connection_url
+    from lethe.errors import ConnectionNotConfigured
+
+    _say_fallbacks(["lethe_audit"])
+    failed = 0
+    for name, needs in privileges.roles(inventory).items():
+        where = f"privileges of connection {needs.connection_id}"
+        try:
+            url = connection_url(needs.connection_id)
+        except ConnectionNotConfigured as exc:
+            typer.echo(f"{where}: not checked: {exc}", err=True)
+            continue
+        if url.get_backend_name() == "sqlite":
+            typer.echo(f"{where}: SQLite (files): privileges do not apply")
+            continue
+        try:
+            found = privileges.check(inventory, name, engines(needs.connection_id))
+        except Exception as exc:  # one connection that cannot be read is reported, the others checked
+            failed += 1
+            typer.echo(f"{where}: cannot check: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", err=True)
+            continue
+        verdict = "ok" if not found.missing and not (strict and found.excess) else "FAILED"
+        typer.echo(
+            f"{where} ({found.backend}, user {found.user}): {verdict}: "
+            f"{len(found.missing)} missing, {len(found.excess)} excess"
+        )
+        for line in found.missing:
+            typer.echo(f"{where}: missing: {line}", err=True)
+        for line in found.excess:
+            typer.echo(f"{where}: excess: {line}", err=True)
+        for line in found.notes:
+            typer.echo(f"{where}: note: {line}")
+        failed += verdict != "ok"
+    return failed
+
+
+@policy_app.command("roles")
+def policy_roles(
+    dialect: str = typer.Option(None, help="postgresql or mariadb (default: both)."),
+    source: str = typer.Option(None, help="crm, marketing, trials or audit (the audit store); default: every role."),
+    write: bool = typer.Option(False, "--write", help="Rewrite the scripts under deploy/roles/ instead of printing."),
+):
+    """The SQL scripts that create Lethe's least-privilege roles, generated from the inventory: one
+    per SQL connection (each SQL source, the trial server, the audit store) and dialect."""
+    from lethe import privileges
+    from lethe.config import ConfigError, load_inventory
+
+    try:
+        found = privileges.scripts(load_inventory(), [dialect] if dialect else None, [source] if source else None)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    if write:
+        for path, content in found.items():
+            (privileges.REPO_ROOT / path).parent.mkdir(parents=True, exist_ok=True)
+            (privileges.REPO_ROOT / path).write_text(content)
+            typer.echo(f"wrote {path}")
+        return
+    if len(found) == 1:
+        typer.echo(next(iter(found.values())), nl=False)
+        return
+    for path, content in found.items():
+        typer.echo(f"-- ==> {path} <==\n{content}")
 
 
 def _airflow_variable(*args: str) -> subprocess.CompletedProcess:
@@ -328,6 +420,30 @@ def disarm(
 ):
     """Disarm enforcement for sources: their DAGs' runs are dry runs again."""
     _switch(sources, False, by)
+
+
+@audit_app.command("init")
+def audit_init(
+    url: str = typer.Option(None, help="The audit store's database URL (default: connection lethe_audit)."),
+):
+    """Create the audit chain once, as an administrator: its tables, index, head row and the
+    append-only guard. Lethe's own role may then only append to it and read it (deploy/roles);
+    its runs find everything in place and run no DDL. Idempotent: makes only what is missing."""
+    from lethe.audit import AuditTrail
+    from lethe.db import connection_url, make_engine
+    from lethe.errors import ConfigurationError
+
+    if url is None:
+        _say_fallbacks(["lethe_audit"])
+    try:
+        engine = make_engine(url or connection_url("lethe_audit"))
+    except ConfigurationError as exc:
+        _fail(str(exc), 2)
+    try:
+        made = AuditTrail(engine, key="").create()  # no entry is written: the key is not used
+    finally:
+        engine.dispose()
+    typer.echo(f"audit store ready: {'created ' + ', '.join(made) if made else 'nothing was missing'}")
 
 
 @audit_app.command("verify")

@@ -44,6 +44,15 @@ class DemoSizes:
     subscribers: int = 2000
     consents: int = 2000
     web_events: int = 5000
+    trials: int = 300  # random free-trial sign-ups, besides the boundary and held ones
+    refused_names: bool = True  # trial databases whose names T1 must refuse (decoys)
+
+
+# A small estate for a deployment's live test: every rule still has due, kept and boundary rows.
+# Its few trials would make the five refused names more than the share that stops T1: it has none.
+SMALL = DemoSizes(
+    companies=40, contacts=300, subscribers=200, consents=200, web_events=400, trials=12, refused_names=False
+)
 
 
 def _chunks(rows, size=1000):
@@ -239,7 +248,7 @@ def seed_crm(engine: Engine, as_of: datetime, seed: int = 42, sizes: DemoSizes |
     )
     _insert(engine, schema.legal_holds, holds)
     _insert(engine, schema.restrictions, restrictions)
-    _seed_trial_signups(engine, as_of, seed, contacts, holds, restrictions, sample)
+    _seed_trial_signups(engine, as_of, seed, contacts, holds, restrictions, sample, sizes.trials)
     return {"emails": used}
 
 
@@ -258,8 +267,9 @@ def _seed_trial_signups(
     holds: list[dict],
     restrictions: list[dict],
     sample: list[str],
+    count: int,
 ) -> None:
-    """A few hundred free-trial sign-ups around the T1 boundary (trial end + 90 days).
+    """A few hundred (``count``) free-trial sign-ups around the T1 boundary (trial end + 90 days).
 
     Their own generators keep the rest of the CRM as it is when these change. Sign-ups go to
     contacts no other rule removes at this as-of (C1 would delete a sign-up row with its contact,
@@ -304,7 +314,7 @@ def _seed_trial_signups(
             }
         )
 
-    for _ in range(300):
+    for _ in range(count):
         started = as_of - timedelta(days=rng.randint(5, 420), seconds=rng.randint(0, 86399))
         ends = started + timedelta(days=30)
         subscribed = ends - timedelta(days=rng.randint(0, 29)) if rng.random() < 0.3 else None

@@ -158,7 +158,13 @@ def _customer_contact(crm: Engine) -> int:
 
 
 def seed_trial_databases(
-    trials_url: str | URL, crm_engine: Engine, as_of: datetime, seed: int = 44, *, tag: str = ""
+    trials_url: str | URL,
+    crm_engine: Engine,
+    as_of: datetime,
+    seed: int = 44,
+    *,
+    tag: str = "",
+    refused_names: bool = True,
 ) -> dict:
     """Create the database of every live CRM sign-up row, and the decoys; returns the names by kind."""
     fake = Faker(["nl_NL", "fr_FR", "en_GB"])
@@ -176,6 +182,8 @@ def seed_trial_databases(
         f"trial_{tag}tick`s",
         f"Trial_{tag}Legacy_Import",
     ]
+    if not refused_names:
+        refused = []
     with crm_engine.begin() as conn:
         next_id = (conn.execute(select(func.max(signups.c.id))).scalar() or 0) + 1
         decoy_rows = [
