@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from faker import Faker
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.engine import URL, Engine
 
 from lethe.db import make_engine, normalise_url
@@ -157,6 +157,18 @@ def _customer_contact(crm: Engine) -> int:
         return found or conn.execute(select(func.min(c.c.id))).scalar_one()
 
 
+def _tag_signups(crm_engine: Engine, tag: str) -> None:
+    """Put the tag in the sign-ups' database names too (``trial_x`` becomes ``trial_<tag>x``), so
+    estates seeded onto one server with different tags never share a trial database."""
+    signups = schema.trial_signups
+    with crm_engine.begin() as conn:
+        for row in conn.execute(select(signups.c.id, signups.c.database_name)).all():
+            name = row.database_name
+            if name.startswith("trial_") and not name.startswith(f"trial_{tag}"):
+                tagged = f"trial_{tag}{name.removeprefix('trial_')}"
+                conn.execute(update(signups).where(signups.c.id == row.id).values(database_name=tagged))
+
+
 def seed_trial_databases(
     trials_url: str | URL,
     crm_engine: Engine,
@@ -184,6 +196,8 @@ def seed_trial_databases(
     ]
     if not refused_names:
         refused = []
+    if tag:
+        _tag_signups(crm_engine, tag)
     with crm_engine.begin() as conn:
         next_id = (conn.execute(select(func.max(signups.c.id))).scalar() or 0) + 1
         decoy_rows = [
