@@ -26,7 +26,7 @@ export AIRFLOW_CONN_WEBLOGS ?= {"conn_type": "fs", "extra": {"path": "$(ESTATE)/
 export LETHE_REPORTS_DIR ?= $(ROOT)/reports
 export LETHE_DEMO_KEY_FILE := $(ESTATE)/demo-audit-key
 
-.PHONY: help install seed arm run demo lint test bench browser airflow airflow-stop clean
+.PHONY: help install seed arm run demo lint test bench browser airflow airflow-stop cluster cluster-stop clean
 help:
 	@echo "make demo   - install, seed the demo estate and run every nightly DAG once (AS_OF=YYYY-MM-DD)"
 	@echo "make test   - run the test suite (SQLite, PostgreSQL, MariaDB)"
@@ -35,6 +35,8 @@ help:
 	@echo "make seed   - (re)write the demo estate [AS_OF=...]"
 	@echo "make run    - run every nightly retention DAG once [AS_OF=...] [DRY_RUN=1]"
 	@echo "make airflow - start airflow standalone on the embedded default (Ctrl-C or make airflow-stop ends it)"
+	@echo "make cluster - Airflow as separate processes on PostgreSQL, sources on PostgreSQL and MariaDB [EXECUTOR=celery]"
+	@echo "make cluster-stop - stop exactly the processes make cluster started"
 	@echo "make arm    - arm enforcement for every source of the embedded default (make demo does)"
 
 install: $(STAMP)
@@ -99,6 +101,16 @@ airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 
 airflow-stop:
 	@$(ROOT)/scripts/airflow-standalone stop
+
+# A deployment on this machine's PostgreSQL, MariaDB and Redis (scripts/cluster.py): api-server,
+# scheduler, dag-processor, triggerer (and a Celery worker with EXECUTOR=celery), sources seeded
+# with the demo estate and reached through Lethe's least-privilege roles (deploy/roles).
+EXECUTOR ?= local
+cluster: $(STAMP)
+	@$(BIN)/python scripts/cluster.py start --executor $(EXECUTOR) --as-of $(AS_OF)
+
+cluster-stop:
+	@$(BIN)/python scripts/cluster.py stop
 
 clean:
 	rm -rf .lethe reports
