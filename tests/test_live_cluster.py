@@ -333,7 +333,12 @@ def test_nightly_dags_on_a_deployment(deployment):
         enforced = log_of(run_id, "C1.enforce", enforce["try_number"])
         done = count - (committed if killed else 0)
         assert f"C1 enforced: {done} deleted, 0 anonymised" in enforced, enforced[-3000:]
-        summary = log_of(run_id, "C1.summarise", 1)
+        # The check after may fail a first try while T1 is dropping a database a C1 record waits
+        # for (the record is neither waiting nor deleted for that moment); the run stands or falls
+        # by the last try.
+        summarise = api.task("lethe_crm_retention", run_id, "C1.summarise")
+        assert summarise["state"] == "success", summarise
+        summary = log_of(run_id, "C1.summarise", summarise["try_number"])
         assert "C1 summary: eligible" in summary and "remaining after 0" in summary, summary[-3000:]
 
     # The estate ended exactly as the rules say.
