@@ -172,3 +172,22 @@ def airflow_environment(home: Path) -> dict[str, str]:
         [airflow, "pools", "set", "lethe_trial_drops", "2", "trial drops"], env=env, check=True, capture_output=True
     )
     return env
+
+
+def wait_for(what: str, probe, timeout: float = 240, every: float = 2):
+    """Poll ``probe`` until it returns something true (an HTTP error counts as not yet); fail after ``timeout`` s."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")

@@ -16,6 +16,7 @@ takes the retried task over, and every deletion is in the audit trail exactly on
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -23,7 +24,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from lethe.audit import OUTBOX_TABLE, AuditTrail, audit_table
 from lethe.db import make_engine
 from lethe.periods import Period
 
-from conftest import REPO
+from conftest import REPO, wait_for
 from oracle import CRM_TABLES, MARKETING_TABLES, due, exempt_addresses, expected, snapshot
 
 pytestmark = [pytest.mark.airflow, pytest.mark.live, pytest.mark.xdist_group("live_cluster")]
@@ -48,18 +48,7 @@ MARIADB = "mysql://root@127.0.0.1:3306"
 BATCH = 5
 
 
-def _wait(what: str, probe, timeout: float = 300, every: float = 2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+_wait = functools.partial(wait_for, timeout=300)
 
 
 class Api:

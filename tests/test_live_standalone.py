@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from lethe.audit import audit_table
 from lethe.db import make_engine
 from lethe.demo.seed import DemoSizes, seed_crm, seed_marketing
 
-from conftest import REPO, TEST_KEY, airflow_environment
+from conftest import REPO, TEST_KEY, airflow_environment, wait_for
 from oracle import MARKETING_TABLES, snapshot
 
 pytestmark = [pytest.mark.airflow, pytest.mark.live]
@@ -37,20 +36,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait(what: str, probe, timeout: float = 240, every: float = 2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 class Api:
@@ -134,18 +119,18 @@ def standalone(tmp_path):
 def test_unpause_dry_run_arm_enforce_and_ctrl_c(standalone):
     env, home = standalone["env"], standalone["home"]
     api = Api(f"http://127.0.0.1:{standalone['port']}", home)
-    _wait("the API server", lambda: requests.get(f"{api.base}/api/v2/monitor/health", timeout=5).ok)
-    _wait("the admin password", lambda: (home / "simple_auth_manager_passwords.json.generated").exists())
+    wait_for("the API server", lambda: requests.get(f"{api.base}/api/v2/monitor/health", timeout=5).ok)
+    wait_for("the admin password", lambda: (home / "simple_auth_manager_passwords.json.generated").exists())
     api.login()
-    _wait(f"{DAG} to be parsed", lambda: api.get(f"/dags/{DAG}").ok)
+    wait_for(f"{DAG} to be parsed", lambda: api.get(f"/dags/{DAG}").ok)
     marketing = make_engine(env["AIRFLOW_CONN_MARKETING"])
     before = snapshot(marketing, MARKETING_TABLES)
 
     # Unpausing starts the latest night's run at once: a dry run, since nothing is armed.
     api.session.patch(f"{api.base}/api/v2/dags/{DAG}", json={"is_paused": False}, timeout=10).raise_for_status()
-    first = _wait("the scheduled run", lambda: api.runs())[0]
+    first = wait_for("the scheduled run", lambda: api.runs())[0]
     assert first["run_type"] == "scheduled"
-    done = _wait("the scheduled run to finish", lambda: api.finished(first["dag_run_id"]), timeout=300)
+    done = wait_for("the scheduled run to finish", lambda: api.finished(first["dag_run_id"]), timeout=300)
     assert done["state"] == "success", standalone["log"].read_text()[-3000:]
     assert snapshot(marketing, MARKETING_TABLES) == before
     report = json.loads(next((standalone["tmp"] / "reports" / DAG).glob("*/report.json")).read_text())
@@ -170,7 +155,7 @@ def test_unpause_dry_run_arm_enforce_and_ctrl_c(standalone):
     )
     trigger.raise_for_status()
     run_id = trigger.json()["dag_run_id"]
-    done = _wait("the armed run to finish", lambda: api.finished(run_id), timeout=300)
+    done = wait_for("the armed run to finish", lambda: api.finished(run_id), timeout=300)
     assert done["state"] == "success", standalone["log"].read_text()[-3000:]
     after = snapshot(marketing, MARKETING_TABLES)
     removed = sum(len(before[t]) - len(after[t]) for t in ("newsletter_subscribers", "cookie_consents", "web_events"))
