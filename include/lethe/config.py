@@ -56,6 +56,9 @@ class PolicyRule(Strict):
     period_source: Literal["policy", "default"]
     # One of the actions the registered kinds of source offer (``lethe.sources``).
     action: str
+    # The purpose of processing as the published policy states it (the register of retention
+    # shows it); None when the policy file states none, which the register flags.
+    purpose: str | None = None
 
     @field_validator("action")
     @classmethod

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from lethe.strict import SourceModel, Strict, identifier
+from lethe.strict import SourceModel, Strict, coverage_item, identifier
 
 
 class Anonymisation(Strict):
@@ -20,6 +20,10 @@ class Anonymisation(Strict):
         if self.anonymise == "null" and self.value is not None:
             raise ValueError("anonymise: null takes no value")
         return self
+
+
+# What a subject column holds, in words (the register of retention).
+SUBJECT_KINDS = {"email": "an e-mail address", "cookie": "a cookie identifier", "record": "a record key"}
 
 
 class Subject(Strict):
@@ -187,3 +191,78 @@ class SqlSource(SourceModel):
                 raise ValueError(f"rule {rule.rule}: suppress needs an e-mail subject on {rule.table}")
         if rule.action == "anonymise" and not table.personal_data:
             raise ValueError(f"rule {rule.rule}: anonymise needs personal_data on {rule.table}")
+
+    # ------------------------------------------------------------------ the register of retention
+
+    def personal_tables(self) -> dict[str, list[str]]:
+        """Tables holding personal data: personal_data columns, the subject column, and the
+        e-mail column of the hold and restriction tables."""
+        found: dict[str, list[str]] = {}
+        for name, table in self.tables.items():
+            columns = list(table.personal_data)
+            if table.subject and table.subject.column not in columns:
+                columns.append(table.subject.column)
+            if columns:
+                found[name] = columns
+        for exemption in self.exemptions.values():
+            columns = found.setdefault(exemption.table, [])
+            if exemption.email not in columns:
+                columns.append(exemption.email)
+        return found
+
+    def register_coverage(self, rule_id: str) -> list[dict[str, Any]]:
+        """The rule's table with its personal data and subject, then the dependents it changes
+        with each row: a delete removes every dependent (depth first, as the action does), an
+        anonymise rewrites the direct dependents that hold personal data."""
+        rule = next(r for r in self.rules if r.rule == rule_id)
+        table = self.tables[rule.table]
+        verb = "deleted" if rule.action == "delete" else "anonymised"
+        subject = table.subject.column if table.subject else None
+        items = [
+            coverage_item(
+                "acts_on",
+                self.source,
+                f"table {rule.table}: rows {verb}"
+                + (f" (personal data: {', '.join(table.personal_data)})" if table.personal_data else "")
+                + (f"; subject column {subject} ({SUBJECT_KINDS[table.subject.kind]})" if table.subject else ""),
+                table=rule.table,
+                columns=table.personal_data,
+                subject=subject,
+            )
+        ]
+        for name in self._changed_with(rule):
+            columns = list(self.tables[name].personal_data)
+            items.append(
+                coverage_item(
+                    f"{verb}_with",
+                    self.source,
+                    f"table {name}: {verb} with it"
+                    + (f" (personal data: {', '.join(columns)})" if columns else " (no personal data listed)"),
+                    table=name,
+                    columns=columns,
+                )
+            )
+        if rule.suppress:
+            items.append(
+                coverage_item(
+                    "suppression",
+                    self.source,
+                    f"table {rule.suppress.table}: a keyed hash of the e-mail address is kept "
+                    f"(column {rule.suppress.hash_column})",
+                    table=rule.suppress.table,
+                )
+            )
+        return items
+
+    def _changed_with(self, rule: InventoryRule) -> list[str]:
+        if rule.action == "anonymise":
+            return [d.table for d in self.tables[rule.table].dependents if self.tables[d.table].personal_data]
+        found: list[str] = []
+
+        def dependents_of(name: str) -> None:
+            for dep in self.tables[name].dependents:
+                found.append(dep.table)
+                dependents_of(dep.table)
+
+        dependents_of(rule.table)
+        return found

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import field_validator
 
-from lethe.strict import SourceModel, Strict, identifier
+from lethe.strict import SourceModel, Strict, coverage_item, identifier
 
 
 class CatalogContact(Strict):
@@ -65,3 +65,24 @@ class TrialDatabasesSource(SourceModel):
         if not value.startswith("^") or not value.endswith("$"):
             raise ValueError("the pattern must be anchored with ^ and $")
         return value
+
+    def register_coverage(self, rule_id: str) -> list[dict[str, Any]]:
+        """The catalog that names each trial database (read, never changed by the rule), and the
+        databases the rule drops: named by the catalog and matching the pattern."""
+        catalog = self.catalog
+        return [
+            coverage_item(
+                "catalog",
+                catalog.source,
+                f"catalog table {catalog.table} of {catalog.source} names each trial database "
+                f"(column {catalog.database_name}); read, not changed",
+                table=catalog.table,
+            ),
+            coverage_item(
+                "databases",
+                self.source,
+                f"trial databases on the server of connection {self.connection_id} whose name matches "
+                f"{self.name_pattern} and that the catalog names: dropped whole",
+                pattern=self.name_pattern,
+            ),
+        ]

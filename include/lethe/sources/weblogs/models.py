@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from lethe.strict import SourceModel, Strict
+from lethe.strict import SourceModel, Strict, coverage_item
 
 
 class LogRule(Strict):
@@ -22,3 +22,17 @@ class LogFolderSource(SourceModel):
     kind: Literal["log_folder"]
     file_pattern: str = r"^access\.log-(?P<date>\d{8})(?P<gz>\.gz)?$"
     rules: list[LogRule] = []
+
+    def register_coverage(self, rule_id: str) -> list[dict[str, Any]]:
+        """The log files the rule acts on, by their name pattern."""
+        rule = next(r for r in self.rules if r.rule == rule_id)
+        what = "client IP addresses truncated" if rule.action == "truncate_ip" else "deleted whole"
+        return [
+            coverage_item(
+                "files",
+                self.source,
+                f"log files in the folder of connection {self.connection_id} whose name matches "
+                f"{self.file_pattern}: {what}",
+                pattern=self.file_pattern,
+            )
+        ]
