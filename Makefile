@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 ESTATE := $(ROOT)/.lethe/estate
 AS_OF ?= $(shell date -u +%F)
 DRY_RUN ?= 0
+# make demo runs this many nights, ending on AS_OF, so the report's trends have points.
+NIGHTS ?= 3
 # Every nightly retention DAG: one file each, dags/lethe_<source>_retention.py.
 DAGS ?= $(basename $(notdir $(wildcard dags/lethe_*_retention.py)))
 
@@ -25,8 +27,11 @@ export AIRFLOW_CONN_TRIALS ?= sqlite:///$(ESTATE)/trials
 export AIRFLOW_CONN_WEBLOGS ?= {"conn_type": "fs", "extra": {"path": "$(ESTATE)/weblogs"}}
 export LETHE_REPORTS_DIR ?= $(ROOT)/reports
 export LETHE_DEMO_KEY_FILE := $(ESTATE)/demo-audit-key
+# `airflow dags test` (what make run uses) cannot end a run of a DAG with a deadline alert, and
+# evaluates none: the alert is for the scheduler (make airflow, make cluster).
+DAGS_TEST_ENV := LETHE_DEADLINE_ALERTS=off
 
-.PHONY: help install seed arm run demo lint test bench browser airflow airflow-stop cluster cluster-stop clean
+.PHONY: help install seed arm run nights report demo lint test bench browser airflow airflow-stop cluster cluster-stop clean
 help:
 	@echo "make demo   - install, seed the demo estate and run every nightly DAG once (AS_OF=YYYY-MM-DD)"
 	@echo "make test   - run the test suite (SQLite, PostgreSQL, MariaDB)"
@@ -34,6 +39,8 @@ help:
 	@echo "make bench  - every benchmark case against its baseline (not part of make test) [BENCH_ARGS=...]"
 	@echo "make seed   - (re)write the demo estate [AS_OF=...]"
 	@echo "make run    - run every nightly retention DAG once [AS_OF=...] [DRY_RUN=1]"
+	@echo "make nights - make run for NIGHTS nights ending on AS_OF [NIGHTS=3]"
+	@echo "make report - the consolidated report of AS_OF (lethe_report): reports/latest/consolidated.html"
 	@echo "make airflow - start airflow standalone on the embedded default (Ctrl-C or make airflow-stop ends it)"
 	@echo "make cluster - Airflow as separate processes on PostgreSQL, sources on PostgreSQL and MariaDB [EXECUTOR=celery]"
 	@echo "make cluster-stop - stop exactly the processes make cluster started"
@@ -60,7 +67,7 @@ run: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	status=0; for dag in $(DAGS); do \
 	  echo "== $$dag (as-of $(AS_OF)$(if $(filter 1 true yes,$(DRY_RUN)),; dry run,))"; \
 	  started=$$(date -u +%FT%T); \
-	  $(BIN)/airflow dags test $$dag $(AS_OF) -c "$$conf" > $(ROOT)/.lethe/$$dag.log 2>&1 \
+	  $(DAGS_TEST_ENV) $(BIN)/airflow dags test $$dag $(AS_OF) -c "$$conf" > $(ROOT)/.lethe/$$dag.log 2>&1 \
 	    && echo "   ok (log: .lethe/$$dag.log)" || { status=1; echo "   FAILED (log: .lethe/$$dag.log)"; \
 	      $(BIN)/lethe report failures $$dag --since "$$started" \
 	      || grep -m1 -oE "AirflowFailException: .*" $(ROOT)/.lethe/$$dag.log | sed 's/^AirflowFailException: /   /'; }; \
@@ -72,7 +79,24 @@ SOURCES ?= crm marketing trials weblogs
 arm: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	@$(BIN)/lethe arm $(SOURCES) --by "make demo (embedded default)"
 
-demo: seed arm run
+# One night after the other, oldest first (each night is an as-of; nothing waits for a clock).
+nights: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+	@set -e; for n in $$(seq $$(( $(NIGHTS) - 1 )) -1 0); do \
+	  night=$$(date -u -d "$(AS_OF) -$$n day" +%F); echo "=== night of $$night"; \
+	  $(MAKE) --no-print-directory run AS_OF=$$night; \
+	done
+
+# The consolidated report of AS_OF, as lethe_report builds it (after the nights, at 07:00 UTC).
+report: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+	@set -e; export LETHE_AUDIT_KEY="$${LETHE_AUDIT_KEY:-$$(cat $(LETHE_DEMO_KEY_FILE) 2>/dev/null)}"; \
+	echo "== lethe_report (day $(AS_OF))"; \
+	$(DAGS_TEST_ENV) $(BIN)/airflow dags test lethe_report $(AS_OF)T07:00:00+00:00 -c '{"date": "$(AS_OF)"}' > $(ROOT)/.lethe/lethe_report.log 2>&1 \
+	  || { echo "   FAILED (log: .lethe/lethe_report.log)"; exit 1; }; \
+	echo "   ok (log: .lethe/lethe_report.log)"; \
+	$(BIN)/python -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["verdict"]["headline"]); print("chain head: entry %s, %s" % (r["chain"]["head_seq"], r["chain"]["head_hash"]))' $(LETHE_REPORTS_DIR)/latest/consolidated.json; \
+	echo "Consolidated report: $(LETHE_REPORTS_DIR)/latest/consolidated.html (register: register.html)"
+
+demo: seed arm nights report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -162,6 +162,9 @@ def airflow_environment(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "LETHE_RETRY_DELAY_SECONDS": "1",  # a failing task must not wait minutes to retry in a test
+        # dag.test() cannot end a run of a DAG with a deadline alert (Airflow 3.3.2); the live
+        # tests, where a scheduler evaluates deadlines, turn it back on.
+        "LETHE_DEADLINE_ALERTS": "off",
         # Every source armed, as after `lethe arm`; tests of the unarmed state remove it.
         "AIRFLOW_VAR_LETHE_ARMED_SOURCES": '["crm", "marketing", "trials", "weblogs"]',
         "PYTHONPATH": str(REPO / "include") + os.pathsep + str(REPO / "tests"),
@@ -172,6 +175,31 @@ def airflow_environment(home: Path) -> dict[str, str]:
         [airflow, "pools", "set", "lethe_trial_drops", "2", "trial drops"], env=env, check=True, capture_output=True
     )
     return env
+
+
+@pytest.fixture
+def smtp_server():
+    """A local SMTP server on 127.0.0.1: ``.port``, and ``.messages`` received (email.message objects)."""
+    import email
+    import email.policy
+    import socket
+    from types import SimpleNamespace
+
+    from aiosmtpd.controller import Controller
+
+    class Collect:
+        async def handle_DATA(self, server, session, envelope):
+            received.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+            return "250 OK"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    received = SimpleNamespace(port=port, messages=[])
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield received
+    controller.stop()
 
 
 def wait_for(what: str, probe, timeout: float = 240, every: float = 2):

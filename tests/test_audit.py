@@ -186,7 +186,19 @@ def test_failure_inside_a_batch_rolls_back_change_and_entries(estate, monkeypatc
 
 
 def _cli(env, *args):
+    # Wide enough that the table's cells are not wrapped (a terminal wraps them to fit).
+    env = {**env, "COLUMNS": "400"}
     return subprocess.run([sys.executable, "-m", "lethe.cli", *args], env=env, capture_output=True, text=True)
+
+
+def _table_rows(output: str) -> list[list[str]]:
+    """The data rows of `lethe audit find`'s table, cell by cell."""
+    rows = []
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        if len(cells) == 8 and cells[0].isdigit():
+            rows.append(cells)
+    return rows
 
 
 def test_cli_verify_and_find(estate, tmp_path):
@@ -197,7 +209,11 @@ def test_cli_verify_and_find(estate, tmp_path):
     ok = _cli(env, "audit", "verify")
     assert ok.returncode == 0 and "intact: 2 entries" in ok.stdout
     found = _cli(env, "audit", "find", "--email", " ANN.LEE@example.com")
-    assert found.returncode == 0 and "C1 deleted" in found.stdout and "ann.lee" not in found.stdout.lower()
+    assert found.returncode == 0 and "ann.lee" not in found.stdout.lower()
+    rows = _table_rows(found.stdout)
+    assert [(r[2], r[3], r[4], r[5]) for r in rows] == [
+        ("C1 (§6.2)", "crm", "deleted: 1 record (and 1 row of interactions)", "contacts")
+    ]
     assert "no audit entries" in _cli(env, "audit", "find", "--email", "nobody@example.com").stdout
     with tamper(estate.engine("lethe_audit")) as conn:
         conn.execute(update(audit_table).where(audit_table.c.seq == 1).values(action="kept"))
@@ -260,8 +276,11 @@ def test_a_person_kept_by_a_hold_leaves_one_trace_per_hold(estate, tmp_path):
     env = {**os.environ, "LETHE_AUDIT_KEY": TEST_KEY, "AIRFLOW_CONN_LETHE_AUDIT": estate.urls["lethe_audit"]}
     found = _cli(env, "audit", "find", "--email", EMAIL_OF_ANN)
     assert found.returncode == 0
-    assert "C1 kept by a legal hold since 2026-05-04T09:30:00, past the deadline" in found.stdout
-    assert "C1 kept by a legal hold since 2027-03-03T00:00:00, past the deadline" in found.stdout
+    kept = [(r[2], r[4]) for r in _table_rows(found.stdout)]
+    assert kept == [
+        ("C1 (§6.2)", "kept by a legal hold since 2026-05-04T09:30:00, past the deadline"),
+        ("C1 (§6.2)", "kept by a legal hold since 2027-03-03T00:00:00, past the deadline"),
+    ]
     assert "ann.lee" not in found.stdout.lower()
 
 

@@ -2,8 +2,11 @@
 
 Unpause the marketing DAG: the scheduler starts the latest night's run at once, and since the
 source is not armed it is a dry run that changes nothing. Arm it with ``lethe arm``: the next
-(manual) run enforces, after the switch was recorded with who armed it. Then Ctrl-C (SIGINT to
-``scripts/airflow-standalone``, what ``make airflow`` runs) stops every Airflow process.
+(manual) run enforces, after the switch was recorded with who armed it. Meanwhile a run of another
+nightly DAG, created late (its logical date's 06:00 deadline long past), is reported: the scheduler
+finds the missed deadline and the triggerer e-mails "deadline missed" through the SMTP connection, to
+a local server. Then Ctrl-C (SIGINT to ``scripts/airflow-standalone``, what ``make airflow`` runs)
+stops every Airflow process.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from oracle import MARKETING_TABLES, snapshot
 
 pytestmark = [pytest.mark.airflow, pytest.mark.live]
 DAG = "lethe_marketing_retention"
+# The late run's DAG stays paused: its run is never started, yet its deadline is checked (the
+# scheduler looks at every unhandled deadline whose time has passed, paused DAG or not).
+LATE_DAG = "lethe_crm_retention"
+LATE_LOGICAL_DATE = "2026-01-05T02:00:00Z"
 
 
 def _free_port() -> int:
@@ -66,7 +73,7 @@ class Api:
 
 
 @pytest.fixture
-def standalone(tmp_path):
+def standalone(tmp_path, smtp_server):
     as_of = datetime.now(timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     estate = tmp_path / "estate"
     (estate / "trials").mkdir(parents=True)
@@ -77,6 +84,7 @@ def standalone(tmp_path):
     port = _free_port()
     env = {
         **airflow_environment(home),
+        "LETHE_DEADLINE_ALERTS": "on",  # a scheduler evaluates them here
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
@@ -85,6 +93,19 @@ def standalone(tmp_path):
         "AIRFLOW_CONN_MARKETING": f"sqlite:///{estate / 'marketing.sqlite'}",
         "AIRFLOW_CONN_LETHE_AUDIT": f"sqlite:///{estate / 'audit.sqlite'}",
         "AIRFLOW_CONN_TRIALS": f"sqlite:///{estate / 'trials'}",
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_server.port,
+                "extra": {
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                    "from_email": "lethe@example.test",
+                    "to": "dpo@example.test",
+                },
+            }
+        ),
         "LETHE_AUDIT_KEY": TEST_KEY,
         "LETHE_REPORTS_DIR": str(tmp_path / "reports"),
         "AIRFLOW_BIN": str(Path(sys.executable).with_name("airflow")),
@@ -105,6 +126,7 @@ def standalone(tmp_path):
             "port": port,
             "tmp": tmp_path,
             "log": tmp_path / "standalone.log",
+            "smtp": smtp_server,
         }
     finally:
         if proc.poll() is None:
@@ -123,6 +145,14 @@ def test_unpause_dry_run_arm_enforce_and_ctrl_c(standalone):
     wait_for("the admin password", lambda: (home / "simple_auth_manager_passwords.json.generated").exists())
     api.login()
     wait_for(f"{DAG} to be parsed", lambda: api.get(f"/dags/{DAG}").ok)
+    wait_for(f"{LATE_DAG} to be parsed", lambda: api.get(f"/dags/{LATE_DAG}").ok)
+
+    # A run created after its deadline (06:00 UTC of its logical date): alerted while the rest runs.
+    late = api.session.post(
+        f"{api.base}/api/v2/dags/{LATE_DAG}/dagRuns", json={"logical_date": LATE_LOGICAL_DATE, "conf": {}}, timeout=10
+    )
+    late.raise_for_status()
+    late_run_id = late.json()["dag_run_id"]
     marketing = make_engine(env["AIRFLOW_CONN_MARKETING"])
     before = snapshot(marketing, MARKETING_TABLES)
 
@@ -175,6 +205,22 @@ def test_unpause_dry_run_arm_enforce_and_ctrl_c(standalone):
     assert json.loads(rows[armed_at].details)["by"] == "Dana (DPO)"
     assert all(r.dry_run for r in rows[:armed_at])  # nothing real before the source was armed
     assert "deleted" in actions[armed_at:]
+
+    # The late run's missed deadline reached the notifier: one mail, and the log line. (The
+    # marketing DAG's scheduled run may have its own: unpaused after 06:00 UTC, that night's run
+    # had not finished by its deadline either.)
+    late_subject = f"[Lethe] deadline missed: {LATE_DAG} had not finished by 2026-01-05 06:00"
+
+    def late_mails():
+        return [m for m in standalone["smtp"].messages if m["Subject"].startswith(late_subject)]
+
+    [mail] = wait_for("the deadline-missed mail", late_mails, timeout=120)
+    assert mail["To"] == "dpo@example.test"
+    html = mail.get_body(("html",)).get_content()
+    assert f"DAG {LATE_DAG}, run {late_run_id}" in html and "state queued" in html
+    assert api.get(f"/dags/{LATE_DAG}/dagRuns/{late_run_id}").json()["state"] == "queued"  # paused: never started
+    logged = standalone["log"].read_text()
+    assert f"LETHE ALERT [deadline_missed] {LATE_DAG} had not finished by 2026-01-05 06:00" in logged
 
     # Ctrl-C stops every process it started.
     pgid = int((home / "standalone.pid").read_text())

@@ -11,6 +11,7 @@ periods and policy sections from the policy file itself.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from contextlib import contextmanager
@@ -36,6 +37,10 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=int(os.environ.get("LETHE_RETRY_DELAY_SECONDS", "300"))),
 }
 SCHEDULE = "0 2 * * *"  # nightly, 02:00 UTC
+# Every nightly run must have finished by 06:00 UTC: four hours after its logical date (02:00).
+DEADLINE = timedelta(hours=4)
+# The Airflow SMTP connection alerts are e-mailed through; its extra "to" lists the recipients.
+ALERT_CONN_ID = os.environ.get("LETHE_ALERT_CONN_ID") or "smtp_default"
 
 
 def mapped_kinds() -> dict[str, str | None]:
@@ -81,7 +86,137 @@ def nightly_dag_settings(source_id: str, doc: str = "") -> dict[str, Any]:
         f"(dry run until armed: lethe arm {source_id})",
         "doc_md": dag_doc(source_id, doc),
         "tags": ["lethe", "retention", source_id],
+        "deadline": nightly_deadline() if deadline_alerts_on() else None,
     }
+
+
+def deadline_alerts_on() -> bool:
+    """Whether the nightly DAGs carry their deadline alert (``LETHE_DEADLINE_ALERTS``, default on).
+
+    ``airflow dags test`` / ``dag.test()`` of Airflow 3.3.2 cannot end a successful run of a DAG
+    that has a deadline alert: it looks the alert up by an id only the scheduler's serialization
+    assigns. It evaluates no deadline either, so ``make run`` and the ``dag.test()`` tests turn
+    the alert off; the scheduler (``make airflow``, ``make cluster``, a deployment) keeps it.
+    """
+    return os.environ.get("LETHE_DEADLINE_ALERTS", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def nightly_deadline():
+    """The deadline alert of a nightly DAG: finished by 06:00 UTC, else :func:`deadline_missed`.
+
+    Counted from the run's logical date (02:00 for the nightly schedule); a manual run without a
+    logical date has no deadline.
+    """
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=DEADLINE,
+        callback=AsyncCallback(f"{__name__}.deadline_missed"),
+        name="lethe_nightly_0600_utc",
+    )
+
+
+async def deadline_missed(context: dict | None = None, **_: Any) -> str:
+    """The deadline callback (run by the triggerer): the run had not finished in time."""
+    from lethe.alerts import Alert, anotify
+
+    dag_run = (context or {}).get("dag_run") or {}
+    deadline = _utc_minute(((context or {}).get("deadline") or {}).get("deadline_time"))
+    alert = Alert(
+        "deadline_missed",
+        f"{dag_run.get('dag_id', 'a nightly DAG')} had not finished by {deadline} UTC",
+        [
+            f"logical date {dag_run.get('logical_date')}, state {dag_run.get('state')}",
+            "The night's retention rules may not have run: check the run in Airflow and the "
+            "consolidated report (reports/latest/consolidated.html).",
+        ],
+        dag_id=str(dag_run.get("dag_id") or ""),
+        # The scheduler hands the run over as the REST API shows it: its id is "dag_run_id".
+        run_id=str(dag_run.get("dag_run_id") or ""),
+    )
+    await anotify(alert, await _async_mailer())
+    return alert.log_line()
+
+
+def _utc_minute(value: Any) -> str:
+    """A deadline (datetime or ISO text, as the scheduler hands it over) as ``YYYY-MM-DD HH:MM``."""
+    from lethe.periods import to_utc_naive
+
+    try:
+        return f"{to_utc_naive(value):%Y-%m-%d %H:%M}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def send_alert(alert: Any) -> bool:
+    """Tell the one notifier (a task's side): a log line, and an e-mail when SMTP is configured."""
+    from lethe.alerts import notify
+
+    return notify(alert, _mailer())
+
+
+def _alert_settings(conn) -> tuple[list[str], str | None] | None:
+    """Recipients and sender from the SMTP connection's extra; None (log only) without recipients."""
+    from lethe.alerts import recipients
+
+    extra = conn.extra_dejson or {}
+    to = recipients(extra.get("to") or os.environ.get("LETHE_ALERT_TO"))
+    if not to:
+        log.warning('SMTP connection %s names no recipient (extra "to"): alerts are logged only', ALERT_CONN_ID)
+        return None
+    return to, extra.get("from_email")
+
+
+def _mailer():
+    """A sender through Airflow's SMTP connection, or None (log only) when none is configured."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(ALERT_CONN_ID)
+    except AirflowNotFoundException:
+        log.info("no SMTP connection %s: alerts are logged only", ALERT_CONN_ID)
+        return None
+    settings = _alert_settings(conn)
+    if settings is None:
+        return None
+    to, sender = settings
+
+    def send(subject: str, body: str) -> None:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        with SmtpHook(smtp_conn_id=ALERT_CONN_ID) as hook:
+            hook.send_email_smtp(to=to, subject=subject, html_content=_mail_html(body), from_email=sender)
+
+    return send
+
+
+async def _async_mailer():
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = await Connection.async_get(ALERT_CONN_ID)
+    except AirflowNotFoundException:
+        log.info("no SMTP connection %s: alerts are logged only", ALERT_CONN_ID)
+        return None
+    settings = _alert_settings(conn)
+    if settings is None:
+        return None
+    to, sender = settings
+
+    async def send(subject: str, body: str) -> None:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        async with SmtpHook(smtp_conn_id=ALERT_CONN_ID) as hook:
+            await hook.asend_email_smtp(to=to, subject=subject, html_content=_mail_html(body), from_email=sender)
+
+    return send
+
+
+def _mail_html(body: str) -> str:
+    from html import escape
+
+    return f"<pre>{escape(body)}</pre>"
 
 
 def dag_doc(source_id: str, doc: str) -> str:
@@ -146,7 +281,10 @@ def retention_tasks(source_id: str) -> None:
     rule_ids = rules_for(source_id)
     run = resolve_run(source_id)
     summaries = [rule_tasks(rule_id, mapped=kind in mapped, pool=mapped.get(kind))(run) for rule_id in rule_ids]
-    summaries >> report(run, rule_ids)
+    from lethe.airflow_evidence import retention_asset
+
+    # The Asset tells lethe_report this source's night succeeded (a failed rule fails the report task).
+    summaries >> report.override(outlets=[retention_asset(source_id)])(run, rule_ids)
 
 
 def connection_url(conn_id: str):
@@ -406,6 +544,20 @@ def summarise(
     return summary
 
 
+def record_outcomes(dag_id: str, task_id: str, run: dict[str, Any], rules: list[dict[str, Any]]) -> None:
+    """Close each rule of the run in the audit trail (:mod:`lethe.evidence.outcomes`)."""
+    from lethe.audit import AuditTrail
+    from lethe.db import make_engine
+    from lethe.evidence.outcomes import record_outcomes as record
+    from lethe.runner import AUDIT_CONN_ID
+
+    trail = AuditTrail(make_engine(connection_url(AUDIT_CONN_ID)), audit_key())
+    try:
+        record(trail, dag_id=dag_id, task_id=task_id, run=run, rules=rules)
+    finally:
+        trail.engine.dispose()
+
+
 def rule_tasks(rule_id: str, *, mapped: bool = False, pool: str | None = None):
     """scan -> validate -> enforce -> summarise for one rule, as a task group named after the rule.
 
@@ -468,9 +620,22 @@ def report(run: dict[str, Any], rule_ids: list[str]) -> str:
             reasons[rule_id] = next((r for r in (found or []) if r), None)
     with configuration_errors_fail_fast():
         path, failed = write_run_report(dag_id=ti.dag_id, run=run, results=results, reasons=reasons, checks=checks)
+        record_outcomes(ti.dag_id, ti.task_id, run, json.loads(path.read_text())["rules"])
     log.info("report written: %s", path)
     for rule_id in failed:
         log.error("%s failed: %s", rule_id, reasons.get(rule_id) or "see its task logs")
     if failed:
+        from lethe.alerts import Alert
+
+        send_alert(
+            Alert(
+                "rule_failed",
+                f"rule(s) {', '.join(failed)} of {ti.dag_id} failed (as-of {run['as_of']})",
+                [f"{rule_id}: {reasons.get(rule_id) or 'see its task logs'}" for rule_id in failed]
+                + [f"Run report: {path}"],
+                dag_id=ti.dag_id,
+                run_id=run["run_id"],
+            )
+        )
         raise AirflowFailException(f"rule(s) {', '.join(failed)} failed: see {path} and their task logs")
     return str(path)

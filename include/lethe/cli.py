@@ -157,6 +157,7 @@ def run_rules(
     from lethe.config import ConfigError, load_inventory, load_policy
     from lethe.db import connection_path, connection_url
     from lethe.errors import ConfigurationError
+    from lethe.evidence.outcomes import record_outcomes
     from lethe.periods import to_utc_naive
     from lethe.runner import Engines, batch_size_from_env, make_context, run_rule
     from lethe.subjects import MissingAuditKey, audit_key
@@ -201,12 +202,22 @@ def run_rules(
                 folder_for=connection_path,
                 create_audit=index == 0,
             )
+            run = {"run_id": run_id, "as_of": moment.isoformat(), "dry_run": dry, "source": source}
             try:
                 result = run_rule(ctx, rule)
             except ConfigurationError as exc:
                 failed += 1
+                closing = {"rule": rule, "status": "failed", "error": str(exc)}
+                record_outcomes(ctx.audit, dag_id=ctx.dag_id, task_id=rule, run=run, rules=[closing])
                 typer.echo(f"{rule}: failed, nothing changed: {exc}", err=True)
                 continue
+            closing = {
+                "rule": rule,
+                "status": result["status"],
+                "remaining_after": result["remaining_after"],
+                "checks": {"before": result.get("before"), "after": result.get("after")},
+            }
+            record_outcomes(ctx.audit, dag_id=ctx.dag_id, task_id=rule, run=run, rules=[closing])
             failed += result["status"] != "ok"
             typer.echo(json.dumps(result, sort_keys=True) if as_json else _rule_line(result))
     finally:
@@ -462,14 +473,26 @@ KEPT_WORDS = {"kept_by_legal_hold": "kept by a legal hold", "kept_by_restriction
 @audit_app.command("find")
 def audit_find(
     email: str = typer.Option(..., help="The person's e-mail address (never printed)."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of the table."),
 ):
-    """What happened to one person: entries whose subject key is this address's keyed hash."""
+    """What happened to one person across every source: the entries whose subject key is this
+    address's keyed hash, oldest first, as a table (the address itself is never printed)."""
+    from rich.console import Console
+    from rich.table import Table
+
     from lethe.audit import audit_table
+    from lethe.config import load_policy
     from lethe.subjects import email_key
 
     trail = _audit_trail()
     key = email_key(trail.key, email)
+    rules = {rule.id: rule for rule in load_policy().rules}
+    table = Table(
+        title=f"Audit trail of subject {key[:12]}... (keyed hash of the address)",
+        caption="Times are UTC. 'as-of' is the instant the rule decided from.",
+    )
+    for column in ("entry", "recorded", "rule", "source", "what happened", "where", "as-of", "run"):
+        table.add_column(column, overflow="fold")
     found = 0
     for row in trail.entries(audit_table.c.subject_key == key):
         found += 1
@@ -478,17 +501,96 @@ def audit_find(
             typer.echo(json.dumps(row, sort_keys=True))
             continue
         details = json.loads(row["details"])
-        if row["action"] in KEPT_WORDS:
-            what = f"{KEPT_WORDS[row['action']]} since {details.get('since')}, past the deadline"
-        else:
-            what = f"{row['action']} ({row['record_count']} record(s))"
-        typer.echo(
-            f"#{row['seq']} {row['recorded_at']} {row['rule_id']} {what} "
-            f"[{row['source']}: {details.get('table', '')}] as-of {row['as_of']}"
-            f"{' [dry run]' if row['dry_run'] else ''} run {row['run_id']}"
+        rule = rules.get(row["rule_id"])
+        table.add_row(
+            str(row["seq"]),
+            row["recorded_at"],
+            f"{row['rule_id']} ({rule.policy_section})" if rule else row["rule_id"],
+            row["source"],
+            _what_happened(row, details),
+            details.get("table") or details.get("database") or details.get("file") or "",
+            row["as_of"],
+            row["run_id"],
         )
     if not found:
         typer.echo(f"no audit entries for subject {key[:12]}...")
+    elif not as_json:
+        Console(width=max(160, Console().width)).print(table)
+
+
+ACTION_WORDS = {"deleted": "deleted", "anonymised": "anonymised"}
+# Entries about a whole database or file: what happened to it, without a count of records.
+WHOLE_WORDS = {
+    "drop_intent": "trial database about to be dropped",
+    "database_dropped": "trial database dropped",
+    "ip_truncate_intent": "log file about to be rewritten",
+    "ip_truncated": "IP addresses truncated in the log file",
+    "file_delete_intent": "log file about to be deleted",
+    "file_deleted": "log file deleted",
+}
+
+
+def _what_happened(row: dict, details: dict) -> str:
+    """An entry in words: kept (why, since when), or what was done and to how many records."""
+    action = row["action"]
+    if action in KEPT_WORDS:
+        return f"{KEPT_WORDS[action]} since {details.get('since')}, past the deadline"
+    done = action.removeprefix("would_")
+    if done in WHOLE_WORDS:
+        text = WHOLE_WORDS[done]
+        return f"dry run, would be: {text}" if row["dry_run"] or action.startswith("would_") else text
+    words = ACTION_WORDS.get(done, done.replace("_", " "))
+    rows = details.get("rows", 1)
+    related = ", ".join(
+        f"{n} row{'s' if n != 1 else ''} of {t}" for t, n in sorted((details.get("related") or {}).items()) if n
+    )
+    text = f"{words}: {rows} record{'s' if rows != 1 else ''}" + (f" (and {related})" if related else "")
+    if row["dry_run"] or action.startswith("would_"):
+        text = f"dry run, would be {text}"
+    return text
+
+
+@report_app.callback(invoke_without_command=True)
+def report(
+    ctx: typer.Context,
+    day: str = typer.Option(None, "--date", help="Rebuild this UTC day's consolidated report (YYYY-MM-DD)."),
+):
+    """Run reports; with --date, rebuild a day's consolidated report from the audit trail alone
+    (reports/daily/<day>/, and reports/latest/ when it is the newest day)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not day:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    from datetime import date
+
+    from lethe.config import ConfigError, load_inventory, load_policy
+    from lethe.evidence.publish import publish_daily
+    from lethe.report import reports_dir
+
+    try:
+        wanted = date.fromisoformat(day)
+    except ValueError:
+        _fail(f"--date {day!r} is not a date (YYYY-MM-DD)", 2)
+    try:
+        policy = load_policy()
+        inventory = load_inventory(policy=policy)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    trail = _audit_trail()
+    try:
+        built, folder = publish_daily(trail, policy, inventory, wanted, reports_dir())
+    finally:
+        trail.engine.dispose()
+    typer.echo(built["verdict"]["headline"])
+    chain = built["chain"]
+    typer.echo(
+        f"audit chain head: entry {chain['head_seq']}, {chain['head_hash']} "
+        f"({'verified' if chain['ok'] else 'DOES NOT VERIFY: ' + chain['problem']})"
+    )
+    typer.echo(f"written: {folder / 'consolidated.html'}")
+    if not built["verdict"]["ok"]:
+        raise typer.Exit(1)
 
 
 @report_app.command("summary")

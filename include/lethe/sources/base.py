@@ -95,6 +95,10 @@ class RuleAction(ABC):
     name: ClassVar[str]
     source_kind: ClassVar[str]
     mapped: ClassVar[bool] = False
+    # The audit actions of a real run that record records acted on, one entry per subject (its
+    # details' "rows", else 1 record): the audit verification adds them up against the rule's
+    # summary. Empty: the kind records its counts in the summary only.
+    done_actions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: RunContext, policy_rule: PolicyRule):
         self.ctx = ctx

@@ -781,6 +781,7 @@ class SqlDelete(SqlRule):
     name = "delete"
     verb = "deleted"
     audit_action = "deleted"
+    done_actions = ("deleted",)
 
     def action_needs(self, needs: Needs) -> None:
         def dependents_of(table_name: str) -> None:
@@ -868,6 +869,7 @@ class SqlAnonymise(SqlRule):
     name = "anonymise"
     verb = "anonymised"
     audit_action = "anonymised"
+    done_actions = ("anonymised",)
 
     def action_needs(self, needs: Needs) -> None:
         need(needs, self.rule.table, *self._targets(self.rule.table))

@@ -209,6 +209,7 @@ class TrialDrop(MappedAction):
 
     name = "drop_database"
     source_kind = "trial_databases"
+    done_actions = (DONE,)
     source: TrialDatabasesSource
 
     def __init__(self, ctx, policy_rule):

@@ -335,6 +335,7 @@ class TruncateIp(LogFolderRule):
     """L1: rewrite each due log file with every client address truncated (anonip semantics)."""
 
     name = "truncate_ip"
+    done_actions = (DONE_TRUNCATE,)
     reads_files = True
 
     def masker(self) -> IpMasker:
@@ -575,6 +576,7 @@ class DeleteFile(LogFolderRule):
     """L2: delete each log file whose date + period is past (anonymised or not)."""
 
     name = "delete_file"
+    done_actions = (DONE_DELETE,)
 
     def _due(self) -> tuple[list[LogFile], validation.Listing]:
         """The files due for deletion, quarantined ones apart, and the checked listing."""
