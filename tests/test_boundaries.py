@@ -229,6 +229,41 @@ def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(e
     assert ids(estate, "crm", schema.trial_signups) == set()
 
 
+def test_c1_check_after_counts_what_it_decided_was_waiting_even_if_t1_drops_it_meanwhile(estate):
+    """The nightly DAGs run at once: T1 may drop the trial database between C1's enforce task and
+    its check after (another task). The contact was waiting when C1 decided; it is not "left"."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from lethe.runner import check_after, enforce_rule, scan_rule
+
+    empty_estate(estate)
+    c1_layout(estate)
+    add(
+        estate,
+        "crm",
+        schema.trial_signups,
+        {
+            "id": 1,
+            "contact_id": 1,
+            "database_name": "trial_ann",
+            "trial_started_at": datetime(2023, 5, 1),
+            "trial_ends_at": datetime(2023, 5, 31),
+        },
+    )
+    trial_file = Path(make_url(estate.urls["trials"]).database) / "trial_ann.sqlite"
+    trial_file.write_bytes(b"")
+    ctx = estate.context(datetime(2027, 3, 1))
+    enforced = enforce_rule(ctx, "C1", scan_rule(ctx, "C1"))
+    assert enforced["deleted"] == 0 and enforced["extra"]["waiting"] == 1 and enforced["waited"] == [1]
+    trial_file.unlink()  # T1 drops it now, before C1's check after runs
+    after = estate.context(datetime(2027, 3, 1))  # a new task: its actions read the trial server afresh
+    assert check_after(after, "C1", enforced)["remaining"] == 0
+    assert check_after(after, "C1")["remaining"] == 1  # read afresh, the contact is due now
+    assert ids(estate, "crm", schema.contacts) == {1}
+
+
 def test_active_and_former_customers_are_not_prospects(estate):
     empty_estate(estate)
     add(

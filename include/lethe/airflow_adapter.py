@@ -530,7 +530,7 @@ def summarise(
             # Airflow logs as an error.
             results = [enforced[i] for i in range(len(enforced))] if enforced is not None else []
             enforced = combine_items(ctx, rule_id, with_validation(scanned, validated), results)
-        checked = check_after(ctx, rule_id)
+        checked = check_after(ctx, rule_id, enforced)
         ti.xcom_push(key=CHECKS_AFTER_KEY, value=checked)
         summary = summarise_rule(ctx, rule_id, with_validation(enforced, validated), checked)
     if not checked["success"] and not run["dry_run"]:

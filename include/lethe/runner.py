@@ -197,10 +197,14 @@ def _audited(validated: dict[str, Any]) -> dict[str, Any]:
     return {"suite": validated["suite"], "verdict": validated["verdict"], "quarantine": validated["reasons"]}
 
 
-def check_after(ctx: RunContext, rule_id: str) -> dict[str, Any]:
+def check_after(ctx: RunContext, rule_id: str, enforced: dict[str, Any] | None = None) -> dict[str, Any]:
     """The check after a rule: no record eligible at the as-of remains (exempt and quarantined
-    records apart). Returns the verdict, the count remaining and GX's result."""
+    records apart). Returns the verdict, the count remaining and GX's result.
+
+    ``enforced``: the rule's enforcement result; the records it decided were waiting for another
+    rule still count as waiting (that rule may have closed them since, in another task)."""
     action = action_for(ctx, rule_id)
+    action.keep_waiting((enforced or {}).get("waited") or [])
     suite = action.after_suite()
     outcome = _run_checks(suite)
     remaining = sum(check.unexpected or 0 for check in outcome.checks)
@@ -311,4 +315,4 @@ def run_rule(ctx: RunContext, rule_id: str) -> dict[str, Any]:
         enforced = combine_items(ctx, rule_id, scanned, items)
     else:
         enforced = enforce_rule(ctx, rule_id, scanned, checked=True)
-    return summarise_rule(ctx, rule_id, with_validation(enforced, validated), check_after(ctx, rule_id))
+    return summarise_rule(ctx, rule_id, with_validation(enforced, validated), check_after(ctx, rule_id, enforced))

@@ -73,6 +73,9 @@ class RuleResult:
     batches: int = 0
     related: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Keys of due records the decision left waiting for another rule (``wait_for``): the check
+    # after, a later task, counts them as waiting even if the other rule has since closed them.
+    waited: list = field(default_factory=list)
     status: str = "ok"
     error: str = ""
 
@@ -216,6 +219,9 @@ class RuleAction(ABC):
     def quarantine_samples(self, reasons: dict[str, int]) -> dict[str, list[str]]:
         """For each failing reason, the subject keys (audit HMACs) of a few of its rows."""
         return {}
+
+    def keep_waiting(self, keys: list) -> None:
+        """Count these records as waiting, as the enforcement decided (rules that wait override)."""
 
     def open_rows(self) -> tuple[str, str, str, list]:
         """Rows this rule still needs kept (table, key column, link column, keys): ``wait_for``."""

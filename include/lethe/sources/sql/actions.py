@@ -117,6 +117,7 @@ class SqlRule(RuleAction):
         self.batch_size = self.rule.batch_size or ctx.batch_size
         self._tables: dict[str, Table] | None = None
         self._open_rows: list[tuple[str, str, str, list]] | None = None
+        self._waited: list = []  # keys the enforcement decided were waiting (keep_waiting)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -335,7 +336,29 @@ class SqlRule(RuleAction):
                     related.c[primary_key].in_(bindparam(None, sorted(keys), expanding=True)),
                 )
             )
+        if self._waited:
+            conditions.append(self.pk.in_(bindparam(None, sorted(self._waited), expanding=True)))
         return or_(*conditions) if conditions else false()
+
+    def keep_waiting(self, keys: list) -> None:
+        self._waited = list(keys)
+
+    def waiting_keys(self) -> list:
+        """The due, judged, not exempt records that wait (read with the open rows the decision uses)."""
+        source, trigger, covered, quarantined = self.whole_table()
+        query = (
+            select(self.pk)
+            .select_from(source)
+            .where(
+                covered,
+                self.judged(quarantined),
+                due_by(trigger, self.policy_rule.period, self.ctx.as_of),
+                ~self.exempt(self.exemptions.any),
+                self.waiting(),
+            )
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def due(self, period: Period, trigger: ColumnElement | None = None, company: Table | None = None) -> ColumnElement:
         trigger = self.trigger() if trigger is None else trigger
@@ -649,6 +672,9 @@ class SqlRule(RuleAction):
         # and what the rule waits for, through connections of their own (on SQLite a second
         # connection inside a transaction would wait for its lock).
         decide, self_check = self.decision(keys), self.eligible()
+        # What this decision leaves waiting, for the check after (a later task): read now, with
+        # the same open rows, so a row the other rule closes meanwhile does not count as left.
+        result.waited = self.waiting_keys() if self.rule.wait_for else []
         with self.engine.connect() as conn:
             with conn.begin():
                 keys.create(conn)
