@@ -222,6 +222,8 @@ class RuleAction(ABC):
 
     def keep_waiting(self, keys: list) -> None:
         """Count these records as waiting, as the enforcement decided (rules that wait override)."""
+        if keys:
+            raise ConfigError(f"rule {self.policy_rule.id} ({self.name}) waits for no other rule")
 
     def open_rows(self) -> tuple[str, str, str, list]:
         """Rows this rule still needs kept (table, key column, link column, keys): ``wait_for``."""
