@@ -1,4 +1,5 @@
-"""The one module that imports Airflow: connections, variables, context, and the tasks.
+"""The Airflow adapter: connections, variables, context, the nightly tasks, deadline alerts and
+the notifier's Airflow side (with :mod:`lethe.airflow_evidence`, the only modules importing Airflow).
 
 DAG files stay thin: ``@dag(schedule=SCHEDULE, **nightly_dag_settings(SOURCE, __doc__))`` around
 ``retention_tasks(SOURCE)``. The tasks are module-level ``@task`` functions, composed per rule
