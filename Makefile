@@ -102,9 +102,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Two workers: most of the suite waits on Airflow start-ups and the database servers. Tests that
-# share a trial database server run in one worker (xdist_group "trial_servers").
-TEST_WORKERS ?= 2
+# Three workers on two cores: the suite spends more than half its time waiting on Airflow
+# start-ups, live deployments and the database servers (CPU about 45% busy with two). Tests that
+# share a trial database server run in one worker (xdist_group "trial_servers"), the live
+# deployments one after the other in another ("live_cluster").
+TEST_WORKERS ?= 3
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25
 

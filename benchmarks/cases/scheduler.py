@@ -239,6 +239,8 @@ class Setup:
                 "LETHE_REPORTS_DIR": str(self.reports),
                 "LETHE_DEMO_KEY_FILE": str(self.estate / DEMO_KEY_FILE_NAME),
                 "LETHE_RETRY_DELAY_SECONDS": RETRY_DELAY_SECONDS,
+                # `airflow dags test` cannot end a run of a DAG with a deadline alert (Airflow 3.3.2).
+                "LETHE_DEADLINE_ALERTS": "off",
                 **{f"AIRFLOW_CONN_{conn.upper()}": value for conn, value in default_connections(self.estate).items()},
             }
         )
