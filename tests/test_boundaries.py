@@ -188,20 +188,13 @@ def test_one_second_before_and_at_the_deadline(estate, case):
         assert ids(estate, conn_id, table) == set()
 
 
-def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(estate):
+def trial_on_the_server(estate):
+    """Contact 1's sign-up names the trial database trial_ann, which is on the (SQLite) trial
+    server: C1 waits for T1. Returns the database's file (unlink it: T1 dropped it)."""
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
 
-    empty_estate(estate)
-    c1_layout(estate)
-    add(estate, "crm", schema.contacts, contact(2, 1, created=datetime(2026, 1, 1), email="keep@example.com"))
-    add(
-        estate,
-        "crm",
-        schema.interactions,
-        {"id": 2, "contact_id": 2, "occurred_at": datetime(2026, 1, 2), "channel": "phone", "notes": "call back"},
-    )
     add(
         estate,
         "crm",
@@ -216,6 +209,20 @@ def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(e
     )
     trial_file = Path(make_url(estate.urls["trials"]).database) / "trial_ann.sqlite"
     trial_file.write_bytes(b"")
+    return trial_file
+
+
+def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(estate):
+    empty_estate(estate)
+    c1_layout(estate)
+    add(estate, "crm", schema.contacts, contact(2, 1, created=datetime(2026, 1, 1), email="keep@example.com"))
+    add(
+        estate,
+        "crm",
+        schema.interactions,
+        {"id": 2, "contact_id": 2, "occurred_at": datetime(2026, 1, 2), "channel": "phone", "notes": "call back"},
+    )
+    trial_file = trial_on_the_server(estate)
     # While the trial database is on the server, its sign-up row must stay: the contact waits.
     waiting = run_rule(estate.context(datetime(2027, 3, 1)), "C1")
     assert waiting["deleted"] == 0 and waiting["extra"]["waiting"] == 1 and waiting["remaining_after"] == 0
@@ -232,28 +239,11 @@ def test_c1_waits_for_the_trial_database_then_deletes_interactions_and_signups(e
 def test_c1_check_after_counts_what_it_decided_was_waiting_even_if_t1_drops_it_meanwhile(estate):
     """The nightly DAGs run at once: T1 may drop the trial database between C1's enforce task and
     its check after (another task). The contact was waiting when C1 decided; it is not "left"."""
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-
     from lethe.runner import check_after, enforce_rule, scan_rule
 
     empty_estate(estate)
     c1_layout(estate)
-    add(
-        estate,
-        "crm",
-        schema.trial_signups,
-        {
-            "id": 1,
-            "contact_id": 1,
-            "database_name": "trial_ann",
-            "trial_started_at": datetime(2023, 5, 1),
-            "trial_ends_at": datetime(2023, 5, 31),
-        },
-    )
-    trial_file = Path(make_url(estate.urls["trials"]).database) / "trial_ann.sqlite"
-    trial_file.write_bytes(b"")
+    trial_file = trial_on_the_server(estate)
     ctx = estate.context(datetime(2027, 3, 1))
     enforced = enforce_rule(ctx, "C1", scan_rule(ctx, "C1"))
     assert enforced["deleted"] == 0 and enforced["extra"]["waiting"] == 1 and enforced["waited"] == [1]
