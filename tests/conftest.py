@@ -219,3 +219,18 @@ def wait_for(what: str, probe, timeout: float = 240, every: float = 2):
             last = exc
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+# The longest units of work first: pytest-xdist hands work out in collection order, so a long
+# group (two live deployments one after the other; every test sharing a trial server) started
+# last would keep one worker busy after the others are done.
+LONG_GROUPS = ("live_cluster", "trial_servers")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        marker = item.get_closest_marker("xdist_group")
+        group = (marker.args[0] if marker and marker.args else marker.kwargs.get("name")) if marker else None
+        return LONG_GROUPS.index(group) if group in LONG_GROUPS else len(LONG_GROUPS)
+
+    items.sort(key=rank)  # stable: within a rank, the files' own order
