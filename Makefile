@@ -105,7 +105,7 @@ lint: $(STAMP)
 # Three workers on two cores: the suite spends more than half its time waiting on Airflow
 # start-ups, live deployments and the database servers (CPU about 45% busy with two). Tests that
 # share a trial database server run in one worker (xdist_group "trial_servers"), the live
-# deployments one after the other in another ("live_cluster").
+# deployments in one each ("live_cluster_local", "live_cluster_celery").
 TEST_WORKERS ?= 3
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25

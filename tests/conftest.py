@@ -222,9 +222,9 @@ def wait_for(what: str, probe, timeout: float = 240, every: float = 2):
 
 
 # The longest units of work first: pytest-xdist hands work out in collection order, so a long
-# group (two live deployments one after the other; every test sharing a trial server) started
-# last would keep one worker busy after the others are done.
-LONG_GROUPS = ("live_cluster", "trial_servers")
+# group (a live deployment; every test sharing a trial server) started last would keep one
+# worker busy after the others are done.
+LONG_GROUPS = ("live_cluster_celery", "live_cluster_local", "trial_servers")
 
 
 def pytest_collection_modifyitems(config, items):

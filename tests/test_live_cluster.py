@@ -38,7 +38,7 @@ from lethe.periods import Period
 from conftest import REPO, wait_for
 from oracle import CRM_TABLES, MARKETING_TABLES, due, exempt_addresses, expected, snapshot
 
-pytestmark = [pytest.mark.airflow, pytest.mark.live, pytest.mark.xdist_group("live_cluster")]
+pytestmark = [pytest.mark.airflow, pytest.mark.live]
 sys.path.insert(0, str(REPO / "scripts"))
 import cluster  # noqa: E402  (scripts/cluster.py: the same code make cluster runs)
 
@@ -48,7 +48,7 @@ MARIADB = "mysql://root@127.0.0.1:3306"
 BATCH = 5
 
 
-_wait = functools.partial(wait_for, timeout=300)
+_wait = functools.partial(wait_for, timeout=600)  # generous: the suite runs beside it on two cores
 
 
 class Api:
@@ -110,7 +110,14 @@ def _latest_night(now: datetime) -> datetime:
     return night if night <= now else night - timedelta(days=1)
 
 
-@pytest.fixture(params=["local", "celery"])
+# One deployment per worker: each variant is a long serial unit of its own (the two run side by
+# side, and before the rest of the suite: conftest.LONG_GROUPS).
+@pytest.fixture(
+    params=[
+        pytest.param("local", marks=pytest.mark.xdist_group("live_cluster_local")),
+        pytest.param("celery", marks=pytest.mark.xdist_group("live_cluster_celery")),
+    ]
+)
 def deployment(request, tmp_path):
     executor = request.param
     name = f"lethe_t{random.randrange(10**6):06d}"
