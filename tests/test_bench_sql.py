@@ -47,7 +47,7 @@ def test_the_case_writes_a_row_per_rule_and_server_with_the_same_rows_left(tmp_p
         "LETHE_BENCH_DB_PREFIX": "lethe_benchtest",
     }
     command = [sys.executable, "-m", "benchmarks.run", "--only", "sql", "--repeat", "1"]
-    command += ["--sql-contacts", "3000", "--sql-memory-contacts", "9000"]
+    command += ["--sql-contacts", "1500", "--sql-memory-contacts", "4500"]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert "left different rows" not in done.stderr, done.stderr[-3000:]
     assert done.returncode in (0, 1), done.stderr[-3000:]  # 1: a ratio missed its target (tiny sizes)

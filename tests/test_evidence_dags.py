@@ -1,7 +1,9 @@
 """lethe_report and lethe_audit_verify under real Airflow (``dag.test()``), after real nights.
 
-Night of 24 November: every nightly DAG runs and keeps every rule. 25 November: missed. 26
-November: every DAG runs, but a trigger in the marketing database silently ignores deletes of web
+Night of 24 November: every rule runs and is kept (through the runner the DAGs use, with its run
+reports and outcomes, as ``tests/test_evidence.py`` does: it spares four Airflow start-ups).
+25 November: missed. 26
+November: every nightly DAG runs under Airflow, but a trigger in the marketing database silently ignores deletes of web
 events, so W1 leaves records past their deadline. The report of the 26th shows exactly that breach
 (and the missed night in the trends), tells the notifier, which e-mails it to the test's SMTP
 server; the weekly verification passes, and fails naming the entry once the chain is tampered with.
@@ -10,19 +12,21 @@ server; the weekly verification passes, and fails naming the entry once the chai
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 from sqlalchemy import text, update
 from test_alerts import body_text
 from test_audit import tamper
 from test_dags import run_runner
+from test_evidence import night as engine_night
 
 from lethe.audit import audit_table
 from lethe.db import make_engine
 from lethe.demo.seed import DemoSizes, seed_crm, seed_marketing
+from lethe.runner import Engines
 
-from conftest import TEST_KEY, airflow_environment
+from conftest import TEST_KEY, Estate, airflow_environment
 
 pytestmark = pytest.mark.airflow
 NIGHTLY = ["lethe_crm_retention", "lethe_marketing_retention", "lethe_trials_retention", "lethe_weblogs_retention"]
@@ -51,7 +55,7 @@ def evidence_env(tmp_path_factory, request):
             "LETHE_REPORTS_DIR": str(tmp / "reports"),
         }
     )
-    return {"env": env, "urls": urls, "reports": tmp / "reports", "crm": crm}
+    return {"env": env, "urls": urls, "reports": tmp / "reports", "crm": crm, "weblogs": estate / "weblogs"}
 
 
 def night(env, day: str) -> dict[str, dict]:
@@ -77,8 +81,12 @@ def smtp(env, server) -> dict[str, str]:
 
 def test_the_report_dag_shows_the_breach_and_the_verify_dag_catches_tampering(evidence_env, smtp_server):
     env = evidence_env["env"]
-    first = night(env, "2026-11-24")
-    assert all(result["state"] == "success" for result in first.values()), first
+    urls = {**evidence_env["urls"], "lethe_audit": evidence_env["urls"]["audit"], "trials": env["AIRFLOW_CONN_TRIALS"]}
+    estate = Estate(urls, Engines(resolve=lambda conn_id: urls[conn_id]))
+    try:
+        engine_night(estate, date(2026, 11, 24), evidence_env["reports"], evidence_env["weblogs"])
+    finally:
+        estate.engines.dispose()
     with make_engine(evidence_env["urls"]["marketing"]).begin() as conn:
         conn.execute(text("CREATE TRIGGER keep_events BEFORE DELETE ON web_events BEGIN SELECT RAISE(IGNORE); END"))
     third = night(env, "2026-11-26")
